@@ -1,0 +1,367 @@
+"""BERT encoder in tf.compat.v1 graph mode, variable-for-variable compatible with Google's checkpoints.
+
+Every variable is created with `get_variable` under the same scopes as Google's release
+(`bert/embeddings/...`, `bert/encoder/layer_N/...`, `bert/pooler/dense`), so
+`tf.compat.v1.train.init_from_checkpoint` loads BERT-Base Chinese or a BERT miniature unchanged.
+No Keras: dense and layer-norm are written here.
+"""
+
+import copy
+import json
+import math
+
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+
+# Google's layer norm (tf.contrib.layers.layer_norm) used this epsilon; Hugging Face BERT too.
+LAYER_NORM_EPSILON = 1e-12
+# Added to attention scores of padding positions; representable in fp16 and bf16.
+MASK_ADDER = -10000.0
+
+_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "intermediate_size", "hidden_act", "hidden_dropout_prob",
+                "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+                "initializer_range")
+
+
+class BertConfig(object):
+  """Hyper-parameters of a BERT encoder, as in Google's `bert_config.json`.
+
+  Extra keys found in released configs (`directionality`, `pooler_*`, `model_type`, ...) are kept
+  as attributes and written back by `to_dict`, so a config round-trips.
+  """
+
+  def __init__(self, vocab_size, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+               intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
+               attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=16,
+               initializer_range=0.02):
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.num_hidden_layers = num_hidden_layers
+    self.num_attention_heads = num_attention_heads
+    self.intermediate_size = intermediate_size
+    self.hidden_act = hidden_act
+    self.hidden_dropout_prob = hidden_dropout_prob
+    self.attention_probs_dropout_prob = attention_probs_dropout_prob
+    self.max_position_embeddings = max_position_embeddings
+    self.type_vocab_size = type_vocab_size
+    self.initializer_range = initializer_range
+
+  @classmethod
+  def from_dict(cls, json_object, source="bert_config"):
+    """Builds a config from a dict; `source` names the file in error messages."""
+    if "vocab_size" not in json_object:
+      raise ValueError("%s: missing required key 'vocab_size'" % source)
+    config = cls(vocab_size=None)
+    for key, value in json_object.items():
+      setattr(config, key, value)
+    config.validate(source)
+    return config
+
+  @classmethod
+  def from_json_file(cls, json_file):
+    try:
+      with open(json_file, "r", encoding="utf-8") as reader:
+        text = reader.read()
+    except OSError as e:
+      raise ValueError("bert_config_file %s: cannot read (%s)" % (json_file, e.strerror))
+    try:
+      data = json.loads(text)
+    except ValueError as e:
+      raise ValueError("bert_config_file %s: not valid JSON (%s)" % (json_file, e))
+    if not isinstance(data, dict):
+      raise ValueError("bert_config_file %s: expected a JSON object" % json_file)
+    return cls.from_dict(data, source="bert_config_file %s" % json_file)
+
+  def validate(self, source="bert_config"):
+    """Raises ValueError naming the key when the config cannot build a model."""
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+      value = getattr(self, key)
+      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError("%s: '%s' must be a positive integer, got %r" % (source, key, value))
+    if self.hidden_size % self.num_attention_heads:
+      raise ValueError(
+          "%s: hidden_size %d is not divisible by num_attention_heads %d" %
+          (source, self.hidden_size, self.num_attention_heads))
+    if not isinstance(self.hidden_act, str) or self.hidden_act.lower() not in ACTIVATIONS:
+      raise ValueError("%s: unknown hidden_act %r (expected one of %s)" %
+                       (source, self.hidden_act, ", ".join(sorted(ACTIVATIONS))))
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+      value = getattr(self, key)
+      if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError("%s: '%s' must be in [0, 1), got %r" % (source, key, value))
+
+  def to_dict(self):
+    return copy.deepcopy(self.__dict__)
+
+  def to_json_string(self):
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+  def architecture(self):
+    """The keys that decide variable shapes: two configs with equal architecture share checkpoints."""
+    return {key: getattr(self, key) for key in _CONFIG_KEYS if "dropout" not in key
+            and key != "initializer_range"}
+
+
+def gelu(x):
+  """Exact Gaussian error linear unit, 0.5·x·(1 + erf(x/√2)), as BERT was trained with."""
+  return 0.5 * x * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
+
+
+ACTIVATIONS = {"gelu": gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": tf.identity,
+               "swish": tf.nn.swish, "silu": tf.nn.swish}
+
+
+def get_activation(name):
+  if name is None:
+    return tf.identity
+  try:
+    return ACTIVATIONS[name.lower()]
+  except (KeyError, AttributeError):
+    raise ValueError("unknown activation %r (expected one of %s)" % (name, sorted(ACTIVATIONS)))
+
+
+def create_initializer(initializer_range=0.02):
+  return tf1.truncated_normal_initializer(stddev=initializer_range)
+
+
+def dropout(x, rate):
+  if not rate:
+    return x
+  return tf.nn.dropout(x, rate=rate)
+
+
+def dense(x, units, name, activation=None, initializer_range=0.02):
+  """x·kernel + bias with Google's variable names `name/kernel`, `name/bias`.
+
+  Args:
+    x: [rows, in_width].
+  Returns:
+    [rows, units].
+  """
+  with tf1.variable_scope(name):
+    kernel = tf1.get_variable("kernel", [x.shape[-1], units],
+                              initializer=create_initializer(initializer_range))
+    bias = tf1.get_variable("bias", [units], initializer=tf1.zeros_initializer())
+    y = tf.nn.bias_add(tf.matmul(x, tf.cast(kernel, x.dtype)), tf.cast(bias, x.dtype))
+  return activation(y) if activation is not None else y
+
+
+def layer_norm(x, name="LayerNorm"):
+  """Layer norm over the last axis with `name/gamma`, `name/beta`, always computed in fp32."""
+  with tf1.variable_scope(name):
+    width = x.shape[-1]
+    gamma = tf1.get_variable("gamma", [width], initializer=tf1.ones_initializer())
+    beta = tf1.get_variable("beta", [width], initializer=tf1.zeros_initializer())
+    x32 = tf.cast(x, tf.float32)
+    mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+    y = tf.nn.batch_normalization(x32, mean, variance, tf.cast(beta, tf.float32),
+                                  tf.cast(gamma, tf.float32), LAYER_NORM_EPSILON)
+  return tf.cast(y, x.dtype)
+
+
+def attention_mask_bias(input_mask, dtype):
+  """Additive attention bias from a padding mask.
+
+  Args:
+    input_mask: [batch_size, seq_length], 1 for real tokens, 0 for padding.
+  Returns:
+    [batch_size, 1, 1, seq_length]: 0 where attended, MASK_ADDER at padding.
+  """
+  mask = tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], dtype)
+  return (1.0 - mask) * tf.cast(MASK_ADDER, dtype)
+
+
+def self_attention(x, mask_bias, batch_size, seq_length, num_heads, dropout_rate,
+                   initializer_range):
+  """Multi-head self-attention on a flattened batch.
+
+  Args:
+    x: [batch_size * seq_length, hidden_size].
+    mask_bias: [batch_size, 1, 1, seq_length].
+  Returns:
+    context: [batch_size * seq_length, hidden_size];
+    probs: [batch_size, num_heads, seq_length, seq_length].
+  """
+  width = int(x.shape[-1])
+  head_size = width // num_heads
+
+  def split_heads(t):
+    t = tf.reshape(t, [batch_size, seq_length, num_heads, head_size])
+    return tf.transpose(t, [0, 2, 1, 3])
+
+  query = split_heads(dense(x, width, "query", initializer_range=initializer_range))
+  key = split_heads(dense(x, width, "key", initializer_range=initializer_range))
+  value = split_heads(dense(x, width, "value", initializer_range=initializer_range))
+
+  scores = tf.matmul(query, key, transpose_b=True)
+  scores = scores * tf.cast(1.0 / math.sqrt(head_size), scores.dtype) + mask_bias
+  # Softmax in fp32: in fp16 the exponentials of large scores overflow.
+  probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), x.dtype)
+  context = tf.matmul(dropout(probs, dropout_rate), value)
+  context = tf.transpose(context, [0, 2, 1, 3])
+  return tf.reshape(context, [batch_size * seq_length, width]), probs
+
+
+class BertModel(object):
+  """BERT encoder ("Bidirectional Encoder Representations from Transformers").
+
+  Inputs are dynamic in batch and sequence length ([None, None]); every output shape below uses
+  batch_size and seq_length for those runtime values.
+  """
+
+  def __init__(self, config, is_training, input_ids, input_mask=None, token_type_ids=None,
+               use_one_hot_embeddings=False, scope=None, compute_dtype=tf.float32):
+    """Builds the graph.
+
+    Args:
+      config: BertConfig.
+      is_training: enables dropout.
+      input_ids: int32 [batch_size, seq_length].
+      input_mask: int32 [batch_size, seq_length], 1 for real tokens; all ones when None.
+      token_type_ids: int32 [batch_size, seq_length]; all zeros when None.
+      use_one_hot_embeddings: look embeddings up by one-hot matmul (faster on TPU) instead of gather.
+      scope: variable scope, default "bert".
+      compute_dtype: dtype of activations and matmuls (fp32, fp16 or bf16); layer norm and
+        softmax still run in fp32.
+    """
+    config = copy.deepcopy(config)
+    if not is_training:
+      config.hidden_dropout_prob = 0.0
+      config.attention_probs_dropout_prob = 0.0
+    self.config = config
+
+    input_ids = tf.convert_to_tensor(input_ids)
+    shape = tf.shape(input_ids)
+    batch_size, seq_length = shape[0], shape[1]
+    if input_mask is None:
+      input_mask = tf.ones_like(input_ids)
+    if token_type_ids is None:
+      token_type_ids = tf.zeros_like(input_ids)
+
+    # Variables stay fp32 (dense() casts kernels to the activations' dtype), so checkpoints and
+    # exports are the same whatever the precision.
+    with tf1.variable_scope(scope, default_name="bert"):
+      with tf1.variable_scope("embeddings"):
+        self.embedding_output, self.embedding_table = embeddings(
+            config, input_ids, token_type_ids, seq_length, use_one_hot_embeddings)
+        # The fp32 embedding sum is cast once; everything after runs in compute_dtype.
+        self.embedding_output = tf.cast(self.embedding_output, compute_dtype)
+
+      with tf1.variable_scope("encoder"):
+        mask_bias = attention_mask_bias(input_mask, compute_dtype)
+        self.all_encoder_layers, self.all_attention_probs = transformer(
+            config, self.embedding_output, mask_bias, batch_size, seq_length)
+      self.sequence_output = self.all_encoder_layers[-1]
+
+      with tf1.variable_scope("pooler"):
+        first_token = self.sequence_output[:, 0, :]
+        self.pooled_output = dense(first_token, config.hidden_size, "dense", activation=tf.tanh,
+                                   initializer_range=config.initializer_range)
+
+  def get_pooled_output(self):
+    """[batch_size, hidden_size]: tanh(dense) of the [CLS] position."""
+    return self.pooled_output
+
+  def get_sequence_output(self):
+    """[batch_size, seq_length, hidden_size]: the last encoder layer."""
+    return self.sequence_output
+
+  def get_all_encoder_layers(self):
+    """List of num_hidden_layers tensors [batch_size, seq_length, hidden_size]."""
+    return self.all_encoder_layers
+
+  def get_all_attention_probs(self):
+    """List of num_hidden_layers tensors [batch_size, num_heads, seq_length, seq_length]."""
+    return self.all_attention_probs
+
+  def get_embedding_output(self):
+    """[batch_size, seq_length, hidden_size]: word + position + type embeddings, normalised."""
+    return self.embedding_output
+
+  def get_embedding_table(self):
+    """[vocab_size, hidden_size]."""
+    return self.embedding_table
+
+
+def embeddings(config, input_ids, token_type_ids, seq_length, use_one_hot_embeddings):
+  """Word + token-type + position embeddings, layer-normalised, with dropout.
+
+  Returns:
+    output: [batch_size, seq_length, hidden_size]; table: [vocab_size, hidden_size].
+  """
+  width = config.hidden_size
+  init = create_initializer(config.initializer_range)
+  table = tf1.get_variable("word_embeddings", [config.vocab_size, width], initializer=init)
+  if use_one_hot_embeddings:
+    one_hot = tf.one_hot(input_ids, depth=config.vocab_size, dtype=table.dtype)
+    output = tf.einsum("bsv,vh->bsh", one_hot, table)
+  else:
+    output = tf.gather(table, input_ids)
+
+  type_table = tf1.get_variable("token_type_embeddings", [config.type_vocab_size, width],
+                                initializer=init)
+  # A one-hot matmul is cheaper than a gather for the 2- or 16-row type table.
+  type_one_hot = tf.one_hot(token_type_ids, depth=config.type_vocab_size, dtype=type_table.dtype)
+  output += tf.einsum("bst,th->bsh", type_one_hot, type_table)
+
+  position_table = tf1.get_variable("position_embeddings",
+                                    [config.max_position_embeddings, width], initializer=init)
+  output += tf.slice(position_table, [0, 0], [seq_length, -1])[tf.newaxis]
+
+  output = layer_norm(output)
+  output = dropout(output, config.hidden_dropout_prob)
+  return output, table
+
+
+def transformer(config, embedding_output, mask_bias, batch_size, seq_length):
+  """The encoder stack, computed on [batch_size * seq_length, hidden_size] matrices.
+
+  Returns:
+    layers: list of [batch_size, seq_length, hidden_size], one per layer;
+    attention_probs: list of [batch_size, num_heads, seq_length, seq_length].
+  """
+  width = config.hidden_size
+  activation = get_activation(config.hidden_act)
+  init_range = config.initializer_range
+  x = tf.reshape(embedding_output, [-1, width])
+  layers, probs = [], []
+  for index in range(config.num_hidden_layers):
+    with tf1.variable_scope("layer_%d" % index):
+      with tf1.variable_scope("attention"):
+        with tf1.variable_scope("self"):
+          context, layer_probs = self_attention(
+              x, mask_bias, batch_size, seq_length, config.num_attention_heads,
+              config.attention_probs_dropout_prob, init_range)
+        with tf1.variable_scope("output"):
+          attended = dense(context, width, "dense", initializer_range=init_range)
+          attended = layer_norm(dropout(attended, config.hidden_dropout_prob) + x)
+      with tf1.variable_scope("intermediate"):
+        inner = dense(attended, config.intermediate_size, "dense", activation=activation,
+                      initializer_range=init_range)
+      with tf1.variable_scope("output"):
+        out = dense(inner, width, "dense", initializer_range=init_range)
+        x = layer_norm(dropout(out, config.hidden_dropout_prob) + attended)
+    layers.append(tf.reshape(x, [batch_size, seq_length, width]))
+    probs.append(layer_probs)
+  return layers, probs
+
+
+def count_parameters(config, num_labels=0):
+  """Number of weights of BertModel (+ a classifier head of num_labels)."""
+  h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+  embedding = (config.vocab_size + config.type_vocab_size + config.max_position_embeddings) * h + 2 * h
+  per_layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
+  pooler = h * h + h
+  head = num_labels * h + num_labels if num_labels else 0
+  return embedding + layers * per_layer + pooler + head
+
+
+def forward_flops_per_token(config, seq_length):
+  """Multiply-adds ×2 per token of one encoder forward pass, embeddings excluded."""
+  h, i = config.hidden_size, config.intermediate_size
+  dense_flops = 2 * (4 * h * h + 2 * h * i)
+  attention_flops = 2 * 2 * seq_length * h  # scores and context
+  return config.num_hidden_layers * (dense_flops + attention_flops)
