@@ -1,0 +1,476 @@
+"""Classification data: text files → examples → unpadded features in TFRecord → padded batches.
+
+Features are stored without padding; batches are padded to their longest example (or to their
+length bucket when training), which on short texts such as the takeaway reviews (median 46
+characters against max_seq_length 128) is most of the training speed.
+"""
+
+import collections
+import csv
+import hashlib
+import json
+import os
+
+import tensorflow as tf
+
+from bert import tokenization
+from bert.errors import UsageError
+
+# Bump when the record layout changes: cached TFRecords of another version are rebuilt.
+FEATURE_FORMAT_VERSION = 2
+
+
+class InputExample(object):
+  """One example: text_a, optional text_b, label (None when the file has none), and where it came from."""
+
+  def __init__(self, guid, text_a, text_b=None, label=None, source=None):
+    self.guid = guid
+    self.text_a = text_a
+    self.text_b = text_b
+    self.label = label
+    self.source = source or guid
+
+
+class InputFeatures(object):
+  """Token ids of one example, unpadded; its input mask is all ones over len(input_ids)."""
+
+  def __init__(self, input_ids, segment_ids, label_id, truncated=False):
+    self.input_ids = input_ids
+    self.segment_ids = segment_ids
+    self.label_id = label_id
+    self.truncated = truncated
+
+
+def read_lines(path):
+  """Yields (line_number, text) of a UTF-8 file, with a clear error for a missing, empty or non-UTF-8 file."""
+  if not os.path.isfile(path):
+    raise UsageError("data file %s: not found" % path)
+  with open(path, "rb") as f:
+    raw_lines = f.read().splitlines()
+  if not any(line.strip() for line in raw_lines):
+    raise UsageError("data file %s: empty (expected one example per line)" % path)
+  for number, raw in enumerate(raw_lines, start=1):
+    try:
+      text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise UsageError("%s:%d: not valid UTF-8 (byte %d)" % (path, number, e.start))
+    yield number, text.lstrip("\ufeff") if number == 1 else text
+
+
+class DataProcessor(object):
+  """A task's files and labels, with Google's method names."""
+
+  name = None
+  split_files = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
+
+  def get_train_examples(self, data_dir):
+    return self.get_examples(data_dir, "train")
+
+  def get_dev_examples(self, data_dir):
+    return self.get_examples(data_dir, "dev")
+
+  def get_test_examples(self, data_dir):
+    return self.get_examples(data_dir, "test")
+
+  def get_labels(self):
+    raise NotImplementedError()
+
+  def prepare(self, data_dir):
+    """Hook run once before get_labels(), e.g. to discover labels from the training file."""
+
+  def data_file(self, data_dir, split):
+    return os.path.join(data_dir, self.split_files[split])
+
+  def get_examples(self, data_dir, split):
+    path = self.data_file(data_dir, split)
+    examples = list(self.read_examples(path, split))
+    if not examples:
+      raise UsageError("data file %s: no examples found" % path)
+    self._check_labels(examples, split)
+    return examples
+
+  def read_examples(self, path, split):
+    raise NotImplementedError()
+
+  def options(self):
+    """What, besides the data, decides the examples: part of the feature cache's fingerprint."""
+    return {"name": self.name}
+
+  def _check_labels(self, examples, split):
+    labels = set(self.get_labels())
+    for example in examples:
+      if example.label is None:
+        if split != "test":
+          raise UsageError("%s: no label (expected one of %s)" %
+                           (example.source, ", ".join(self.get_labels())))
+      elif example.label not in labels:
+        raise UsageError("%s: label %r is not in the label list [%s]" %
+                         (example.source, example.label, ", ".join(self.get_labels())))
+
+
+class EmotionProcessor(DataProcessor):
+  """The takeaway-review task: `text&label` per line, split on the last `&`; labels 0/1."""
+
+  name = "emotion"
+  split_files = {"train": "train.csv", "dev": "dev.csv", "test": "test.csv"}
+
+  def get_labels(self):
+    return ["0", "1"]
+
+  def read_examples(self, path, split):
+    for number, line in read_lines(path):
+      if not line.strip():
+        continue
+      source = "%s:%d" % (path, number)
+      text, sep, label = line.rpartition("&")
+      label = label.strip()
+      if not sep or not label:
+        if split == "test" and "&" not in line:
+          text, label = line, None  # unlabelled test lines are allowed
+        else:
+          raise UsageError("%s: expected 'text&label', got %r" % (source, _clip(line)))
+      if not text.strip():
+        raise UsageError("%s: empty text" % source)
+      yield InputExample("%s-%d" % (split, number), text.strip(), None, label, source)
+
+
+class CsvProcessor(DataProcessor):
+  """Any delimited file: a text column, an optional second text column, a label column.
+
+  Columns are 0-based indices or, with a header row, names. The label list is given, or read
+  from the training file (sorted) so a new task needs no code.
+  """
+
+  name = "csv"
+
+  def __init__(self, text_column="0", label_column="1", text_b_column="", delimiter="",
+               has_header=False, labels=None):
+    self.text_column = str(text_column)
+    self.text_b_column = str(text_b_column or "")
+    self.label_column = str(label_column)
+    self.delimiter = delimiter
+    self.has_header = has_header
+    self.labels = list(labels) if labels else None
+
+  def options(self):
+    return {"name": self.name, "text": self.text_column, "text_b": self.text_b_column,
+            "label": self.label_column, "delimiter": self.delimiter, "header": self.has_header}
+
+  def data_file(self, data_dir, split):
+    for extension in (".tsv", ".csv", ".txt"):
+      path = os.path.join(data_dir, split + extension)
+      if os.path.isfile(path):
+        return path
+    return os.path.join(data_dir, split + ".tsv")
+
+  def prepare(self, data_dir):
+    if self.labels:
+      return
+    path = self.data_file(data_dir, "train")
+    labels = {e.label for e in self.read_examples(path, "train") if e.label is not None}
+    if not labels:
+      raise UsageError("data file %s: no labels found in column %s" % (path, self.label_column))
+    self.labels = sorted(labels)
+
+  def get_labels(self):
+    if not self.labels:
+      raise UsageError("--labels: no label list (give --labels or a training file to read them from)")
+    return self.labels
+
+  def read_examples(self, path, split):
+    delimiter = self.delimiter or ("," if path.endswith(".csv") else "\t")
+    lines = list(read_lines(path))
+    rows = csv.reader([text for _, text in lines], delimiter=delimiter)
+    columns = None
+    for (number, _), row in zip(lines, rows):
+      source = "%s:%d" % (path, number)
+      if not row or not any(cell.strip() for cell in row):
+        continue
+      if self.has_header and columns is None:
+        columns = {name.strip(): index for index, name in enumerate(row)}
+        continue
+      text_a = self._cell(row, self.text_column, columns, source)
+      text_b = self._cell(row, self.text_b_column, columns, source) if self.text_b_column else None
+      label = self._cell(row, self.label_column, columns, source, required=split != "test")
+      if not text_a.strip():
+        raise UsageError("%s: empty text" % source)
+      yield InputExample("%s-%d" % (split, number), text_a, text_b, label, source)
+
+  def _cell(self, row, column, columns, source, required=True):
+    if column.isdigit():
+      index = int(column)
+    elif columns is not None and column in columns:
+      index = columns[column]
+    else:
+      raise UsageError("%s: column %r not found (header: %s)" %
+                       (source, column, ", ".join(columns or []) or "none"))
+    if index >= len(row):
+      if not required:
+        return None
+      raise UsageError("%s: expected at least %d columns, got %d" % (source, index + 1, len(row)))
+    return row[index].strip()
+
+
+class _TsvProcessor(DataProcessor):
+  """Google's GLUE/XNLI files: tab-separated, fields picked by position."""
+
+  skip_header = True
+  labels = None
+
+  def get_labels(self):
+    return list(self.labels)
+
+  def read_examples(self, path, split):
+    for index, (number, line) in enumerate(read_lines(path)):
+      if index == 0 and self.skip_header or not line.strip():
+        continue
+      fields = line.split("\t")
+      source = "%s:%d" % (path, number)
+      try:
+        example = self.parse(fields, split)
+      except IndexError:
+        raise UsageError("%s: too few tab-separated fields (%d)" % (source, len(fields)))
+      if example is not None:
+        text_a, text_b, label = example
+        yield InputExample("%s-%d" % (split, number), text_a, text_b, label, source)
+
+  def parse(self, fields, split):
+    raise NotImplementedError()
+
+
+class MrpcProcessor(_TsvProcessor):
+  name = "mrpc"
+  labels = ["0", "1"]
+
+  def parse(self, fields, split):
+    return fields[3], fields[4], None if split == "test" else fields[0]
+
+
+class ColaProcessor(_TsvProcessor):
+  name = "cola"
+  labels = ["0", "1"]
+
+  def get_examples(self, data_dir, split):
+    self.skip_header = split == "test"  # only CoLA's test file has a header
+    return super(ColaProcessor, self).get_examples(data_dir, split)
+
+  def parse(self, fields, split):
+    if split == "test":
+      return fields[1], None, None
+    return fields[3], None, fields[1]
+
+
+class MnliProcessor(_TsvProcessor):
+  name = "mnli"
+  labels = ["contradiction", "entailment", "neutral"]
+  split_files = {"train": "train.tsv", "dev": "dev_matched.tsv", "test": "test_matched.tsv"}
+
+  def parse(self, fields, split):
+    return fields[8], fields[9], None if split == "test" else fields[-1]
+
+
+class XnliProcessor(_TsvProcessor):
+  """XNLI in one language: train from the machine-translated MultiNLI, dev/test from xnli.*.tsv."""
+
+  name = "xnli"
+  language = "zh"
+  labels = ["contradiction", "entailment", "neutral"]
+
+  def data_file(self, data_dir, split):
+    if split == "train":
+      return os.path.join(data_dir, "multinli", "multinli.train.%s.tsv" % self.language)
+    return os.path.join(data_dir, "xnli.%s.tsv" % split)
+
+  def parse(self, fields, split):
+    if split == "train":
+      label = "contradiction" if fields[2] == "contradictory" else fields[2]
+      return fields[0], fields[1], label
+    if fields[0] != self.language:
+      return None
+    return fields[6], fields[7], fields[1]
+
+
+PROCESSORS = {p.name: p for p in (EmotionProcessor, CsvProcessor, MrpcProcessor, ColaProcessor,
+                                  MnliProcessor, XnliProcessor)}
+
+
+def get_processor(task_name, **csv_options):
+  key = (task_name or "").lower()
+  if key not in PROCESSORS:
+    raise UsageError("--task_name: unknown task %r (expected one of %s)" %
+                     (task_name, ", ".join(sorted(PROCESSORS))))
+  return PROCESSORS[key](**csv_options) if key == "csv" else PROCESSORS[key]()
+
+
+def _clip(text, width=60):
+  return text if len(text) <= width else text[:width] + "..."
+
+
+def truncate_pair(tokens_a, tokens_b, max_length):
+  """Pops tokens from the longer sequence until both fit; returns whether anything was cut."""
+  truncated = False
+  while len(tokens_a) + len(tokens_b) > max_length:
+    longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+    longer.pop()
+    truncated = True
+  return truncated
+
+
+def convert_single_example(example, label_map, max_seq_length, tokenizer):
+  """[CLS] a [SEP] (b [SEP]) → InputFeatures, truncated to max_seq_length tokens."""
+  tokens_a = tokenizer.tokenize(example.text_a)
+  tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else []
+  if tokens_b:
+    truncated = truncate_pair(tokens_a, tokens_b, max_seq_length - 3)
+  else:
+    truncated = len(tokens_a) > max_seq_length - 2
+    tokens_a = tokens_a[:max_seq_length - 2]
+  tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
+  segment_ids = [0] * len(tokens)
+  if tokens_b:
+    tokens += tokens_b + ["[SEP]"]
+    segment_ids += [1] * (len(tokens_b) + 1)
+  input_ids = tokenizer.convert_tokens_to_ids(tokens)
+  label_id = label_map[example.label] if example.label is not None else 0
+  return InputFeatures(input_ids, segment_ids, label_id, truncated)
+
+
+def convert_examples_to_features(examples, label_list, max_seq_length, tokenizer):
+  label_map = {label: i for i, label in enumerate(label_list)}
+  return [convert_single_example(e, label_map, max_seq_length, tokenizer) for e in examples]
+
+
+def _int_feature(values):
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def _float_feature(values):
+  return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+
+def feature_to_example(feature, teacher_logits=None):
+  fields = {"input_ids": _int_feature(feature.input_ids),
+            "segment_ids": _int_feature(feature.segment_ids),
+            "label_ids": _int_feature([feature.label_id])}
+  if teacher_logits is not None:
+    fields["teacher_logits"] = _float_feature(teacher_logits)
+  return tf.train.Example(features=tf.train.Features(feature=fields))
+
+
+def file_fingerprint(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def features_fingerprint(data_file, vocab_file, max_seq_length, do_lower_case, label_list,
+                         processor_options, extra=None):
+  """Everything that decides the features: the cache is reused only while this is unchanged."""
+  return {"format": FEATURE_FORMAT_VERSION, "data_file": os.path.abspath(data_file),
+          "data_sha256": file_fingerprint(data_file), "vocab_sha256": file_fingerprint(vocab_file),
+          "max_seq_length": max_seq_length, "do_lower_case": bool(do_lower_case),
+          "labels": list(label_list), "processor": processor_options, "extra": extra}
+
+
+def cached_record_info(record_file, fingerprint):
+  """The sidecar info of a cached TFRecord when its fingerprint matches, else None."""
+  info_file = record_file + ".json"
+  if not (os.path.isfile(record_file) and os.path.isfile(info_file)):
+    return None
+  try:
+    with open(info_file, encoding="utf-8") as f:
+      info = json.load(f)
+  except ValueError:
+    return None
+  return info if info.get("fingerprint") == fingerprint else None
+
+
+def write_records(record_file, examples_iter, fingerprint, stats):
+  """Writes tf.Examples to record_file atomically, with a sidecar JSON of fingerprint and stats."""
+  directory = os.path.dirname(os.path.abspath(record_file))
+  tf.io.gfile.makedirs(directory)
+  temp_file = record_file + ".tmp-%d" % os.getpid()
+  count = 0
+  with tf.io.TFRecordWriter(temp_file) as writer:
+    for example in examples_iter:
+      writer.write(example.SerializeToString())
+      count += 1
+  info = dict(stats, num_examples=count, fingerprint=fingerprint)
+  with open(temp_file + ".json", "w", encoding="utf-8") as f:
+    json.dump(info, f, indent=1, ensure_ascii=False)
+  os.replace(temp_file, record_file)
+  os.replace(temp_file + ".json", record_file + ".json")
+  return info
+
+
+def parse_spec(num_labels=None, with_teacher_logits=False):
+  spec = {"input_ids": tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True),
+          "segment_ids": tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True),
+          "label_ids": tf.io.FixedLenFeature([], tf.int64)}
+  if with_teacher_logits:
+    spec["teacher_logits"] = tf.io.FixedLenFeature([num_labels], tf.float32)
+  return spec
+
+
+def default_bucket_boundaries(max_seq_length):
+  """Sequence-length bucket upper bounds: fine where reviews are common, coarse beyond."""
+  bounds = [b for b in (16, 32, 48, 64, 96, 128, 192, 256, 384, 512) if b < max_seq_length]
+  return bounds + [max_seq_length]
+
+
+def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic",
+                     num_labels=None, with_teacher_logits=False, bucket_boundaries=None,
+                     shuffle_buffer=20000, seed=None, num_epochs=None):
+  """Returns input_fn(params) → tf.data.Dataset of (features dict, label_ids) batches.
+
+  Batches hold int32 `input_ids`, `input_mask`, `segment_ids` [batch_size, seq_length] and
+  `label_ids` [batch_size] (and float32 `teacher_logits` [batch_size, num_labels] when cached).
+  padding: "fixed" pads to max_seq_length; "dynamic" pads each batch to its longest example,
+  and when training groups examples into length buckets, padded to the bucket's bound, so step
+  shapes repeat (XLA compiles once per bucket). Training shuffles within and across buckets and
+  flushes every bucket at the end of each epoch: every example is seen exactly once per epoch.
+  """
+  if padding not in ("fixed", "dynamic"):
+    raise UsageError("--padding: expected fixed or dynamic, got %r" % padding)
+  spec = parse_spec(num_labels, with_teacher_logits)
+
+  def decode(record):
+    example = tf.io.parse_single_example(record, spec)
+    features = {name: tf.cast(example[name], tf.int32)
+                for name in ("input_ids", "segment_ids", "label_ids")}
+    features["input_mask"] = tf.ones_like(features["input_ids"])
+    if with_teacher_logits:
+      features["teacher_logits"] = example["teacher_logits"]
+    return features
+
+  def input_fn(params):
+    batch_size = params["batch_size"]
+    dataset = tf.data.TFRecordDataset(input_files)
+    if is_training:
+      dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    padded_shapes = {name: [None] for name in ("input_ids", "segment_ids", "input_mask")}
+    padded_shapes["label_ids"] = []
+    if with_teacher_logits:
+      padded_shapes["teacher_logits"] = [num_labels]
+    if padding == "fixed":
+      padded_shapes.update({name: [max_seq_length]
+                            for name in ("input_ids", "segment_ids", "input_mask")})
+      dataset = dataset.padded_batch(batch_size, padded_shapes)
+    elif is_training:
+      bounds = bucket_boundaries or default_bucket_boundaries(max_seq_length)
+      # bucket_by_sequence_length pads to boundary - 1 and needs every length below the last.
+      dataset = dataset.bucket_by_sequence_length(
+          lambda f: tf.shape(f["input_ids"])[0], [b + 1 for b in bounds],
+          [batch_size] * (len(bounds) + 1), padded_shapes=padded_shapes,
+          pad_to_bucket_boundary=True)
+    else:
+      dataset = dataset.padded_batch(batch_size, padded_shapes)
+    if is_training:
+      dataset = dataset.repeat(num_epochs)
+    dataset = dataset.map(lambda f: (f, f["label_ids"]))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+  return input_fn

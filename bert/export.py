@@ -1,0 +1,230 @@
+"""SavedModel export for tensorflow_model_server, and reading an export's recorded settings.
+
+Layout: `export_dir/<unix time>/{saved_model.pb, variables/, assets/vocab.txt, assets.extra/}`.
+Each version is written under a temporary name and renamed into place, so a server watching
+export_dir never loads a half-written version.
+"""
+
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from bert import classifier, modeling
+from bert.errors import UsageError
+from bert.training import check_shapes_match, log
+
+tf1 = tf.compat.v1
+
+SERVE_TAG = "serve"
+SIGNATURE_KEY = "serving_default"
+INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+INFO_FILE = "bert_export.json"
+WARMUP_FILE = "tf_serving_warmup_requests"
+TEMP_PREFIX = ".tmp-"
+
+
+def check_writable(export_dir):
+  """Fails early, before any training, when export_dir cannot be written."""
+  try:
+    tf.io.gfile.makedirs(export_dir)
+    probe = os.path.join(export_dir, ".write-test-%d" % os.getpid())
+    with open(probe, "w") as f:
+      f.write("")
+    os.remove(probe)
+  except OSError as e:
+    raise UsageError("--export_dir %s: not writable (%s)" % (export_dir, e.strerror or e))
+
+
+def numeric_versions(base_dir):
+  """Version numbers of complete exports under base_dir, newest first."""
+  if not os.path.isdir(base_dir):
+    return []
+  versions = [int(d) for d in os.listdir(base_dir)
+              if d.isdigit() and os.path.isfile(os.path.join(base_dir, d, "saved_model.pb"))]
+  return sorted(versions, reverse=True)
+
+
+def resolve_version_dir(path, flag="--teacher_model"):
+  """A SavedModel version dir for a version dir or a base dir (then its newest numeric version)."""
+  if os.path.isfile(os.path.join(path, "saved_model.pb")):
+    return path
+  if not os.path.isdir(path):
+    raise UsageError("%s %s: not found" % (flag, path))
+  versions = numeric_versions(path)
+  if not versions:
+    raise UsageError("%s %s: not a SavedModel (no saved_model.pb) and no numeric version "
+                     "directory holding one" % (flag, path))
+  return os.path.join(path, str(versions[0]))
+
+
+def read_export_info(version_dir, flag="--teacher_model"):
+  """The settings an export recorded: labels, vocab, lower-casing, max_seq_length, bert_config."""
+  path = os.path.join(version_dir, "assets.extra", INFO_FILE)
+  if not os.path.isfile(path):
+    raise UsageError("%s %s: no assets.extra/%s (not exported by this toolkit)" %
+                     (flag, version_dir, INFO_FILE))
+  with open(path, encoding="utf-8") as f:
+    info = json.load(f)
+  info["vocab_file"] = os.path.join(version_dir, "assets", "vocab.txt")
+  return info
+
+
+def build_serving_graph(bert_config, num_labels, temperature=1.0):
+  """Placeholders and outputs of the serving signature in the current graph.
+
+  Returns:
+    inputs: {name: int32 placeholder [batch_size, seq_length]};
+    outputs: probabilities [batch_size, num_labels] = softmax(logits), logits (divided by the
+    training temperature), label_ids int32 [batch_size].
+  """
+  inputs = {name: tf1.placeholder(tf.int32, [None, None], name=name) for name in INPUT_NAMES}
+  logits, _ = classifier.classifier_logits(bert_config, False, inputs["input_ids"],
+                                           inputs["input_mask"], inputs["segment_ids"], num_labels)
+  logits = tf.identity(logits / temperature, name="logits")
+  outputs = {"logits": logits,
+             "probabilities": tf.nn.softmax(logits, axis=-1, name="probabilities"),
+             "label_ids": tf.argmax(logits, axis=-1, output_type=tf.int32, name="label_ids")}
+  return inputs, outputs
+
+
+def export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_file, do_lower_case,
+                       max_seq_length, temperature=1.0, extra_info=None, warmup_inputs=None):
+  """Exports the classifier at `checkpoint` to export_dir/<version>/; returns that directory.
+
+  Only model variables are exported (no optimizer slots, no teacher). warmup_inputs: a list of
+  {input name: int array [batch, seq]} written as serving warmup requests.
+  """
+  check_writable(export_dir)
+  graph = tf.Graph()
+  with graph.as_default():
+    inputs, outputs = build_serving_graph(bert_config, len(label_list), temperature)
+    variables = tf1.global_variables()
+    check_shapes_match(checkpoint, {v.op.name: v for v in variables}, what="checkpoint")
+    saver = tf1.train.Saver(variables)
+    signature = tf1.saved_model.signature_def_utils.predict_signature_def(inputs, outputs)
+    vocab_asset = tf.constant(os.path.abspath(vocab_file), name="vocab_file")
+    tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, vocab_asset)
+    temp_dir = os.path.join(export_dir, "%s%d-%d" % (TEMP_PREFIX, time.time(), os.getpid()))
+    with tf1.Session(graph=graph) as session:
+      saver.restore(session, checkpoint)
+      builder = tf1.saved_model.Builder(temp_dir)
+      builder.add_meta_graph_and_variables(
+          session, [SERVE_TAG], signature_def_map={SIGNATURE_KEY: signature},
+          assets_collection=tf1.get_collection(tf1.GraphKeys.ASSET_FILEPATHS),
+          strip_default_attrs=True)
+      builder.save()
+  # The asset keeps its source file name; serving clients look for assets/vocab.txt.
+  copied = os.path.join(temp_dir, "assets", os.path.basename(vocab_file))
+  if os.path.basename(vocab_file) != "vocab.txt":
+    shutil.copyfile(copied, os.path.join(temp_dir, "assets", "vocab.txt"))
+  extra_dir = os.path.join(temp_dir, "assets.extra")
+  os.makedirs(extra_dir, exist_ok=True)
+  info = {"labels": list(label_list), "do_lower_case": bool(do_lower_case),
+          "max_seq_length": int(max_seq_length), "temperature": float(temperature),
+          "bert_config": bert_config.to_dict(), "vocab_size": bert_config.vocab_size,
+          "checkpoint": os.path.abspath(checkpoint), "inputs": list(INPUT_NAMES)}
+  info.update(extra_info or {})
+  with open(os.path.join(extra_dir, INFO_FILE), "w", encoding="utf-8") as f:
+    json.dump(info, f, indent=1, ensure_ascii=False, sort_keys=True)
+  if warmup_inputs:
+    write_warmup_requests(os.path.join(extra_dir, WARMUP_FILE), warmup_inputs)
+  version_dir = _rename_into_place(export_dir, temp_dir)
+  log("Exported SavedModel to %s" % version_dir)
+  return version_dir
+
+
+def _rename_into_place(export_dir, temp_dir):
+  version = int(time.time())
+  while True:
+    version_dir = os.path.join(export_dir, str(version))
+    try:
+      os.rename(temp_dir, version_dir)  # atomic; fails if the name is taken
+      return version_dir
+    except OSError:
+      if not os.path.exists(version_dir):
+        raise
+      version += 1
+
+
+def remove_stale_temp_dirs(export_dir):
+  """Deletes half-written exports left by a killed process (they never had a numeric name)."""
+  if not os.path.isdir(export_dir):
+    return
+  for name in os.listdir(export_dir):
+    if name.startswith(TEMP_PREFIX):
+      shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
+
+
+# -- serving warmup: PredictionLog protos, encoded by hand so exporting needs no extra package --
+
+def _varint(value):
+  out = bytearray()
+  while True:
+    byte = value & 0x7F
+    value >>= 7
+    if value:
+      out.append(byte | 0x80)
+    else:
+      out.append(byte)
+      return bytes(out)
+
+
+def _field(number, payload):
+  """A length-delimited protobuf field (wire type 2)."""
+  return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def predict_request_bytes(inputs, model_name="", signature_name=SIGNATURE_KEY):
+  """A serialized tensorflow.serving.PredictRequest for {input name: array}."""
+  spec = b""
+  if model_name:
+    spec += _field(1, model_name.encode())
+  spec += _field(3, signature_name.encode())
+  request = _field(1, spec)
+  for name in sorted(inputs):
+    tensor = tf.make_tensor_proto(np.asarray(inputs[name], dtype=np.int32)).SerializeToString()
+    request += _field(2, _field(1, name.encode()) + _field(2, tensor))
+  return request
+
+
+def prediction_log_bytes(inputs, model_name="", signature_name=SIGNATURE_KEY):
+  """PredictionLog{predict_log (6): PredictLog{request (1)}}."""
+  return _field(6, _field(1, predict_request_bytes(inputs, model_name, signature_name)))
+
+
+def write_warmup_requests(path, warmup_inputs):
+  with tf.io.TFRecordWriter(path) as writer:
+    for inputs in warmup_inputs[:1000]:  # the server reads at most 1000
+      writer.write(prediction_log_bytes(inputs))
+
+
+def default_warmup_inputs(max_seq_length, cls_id, sep_id, filler_id, batch_sizes=(1, 8),
+                          lengths=(16, None)):
+  """[CLS] filler… [SEP] batches at a few shapes, so the server's first real request is not slow."""
+  requests = []
+  for batch in batch_sizes:
+    for length in lengths:
+      length = min(length or max_seq_length, max_seq_length)
+      ids = np.full([batch, length], filler_id, dtype=np.int32)
+      ids[:, 0], ids[:, -1] = cls_id, sep_id
+      requests.append({"input_ids": ids, "input_mask": np.ones_like(ids),
+                       "segment_ids": np.zeros_like(ids)})
+  return requests
+
+
+def graph_op_types(version_dir):
+  """Every op type in an export's graph, functions included (what a server must have registered)."""
+  from tensorflow.core.protobuf import saved_model_pb2
+  saved_model = saved_model_pb2.SavedModel()
+  with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+    saved_model.ParseFromString(f.read())
+  types = set()
+  for meta_graph in saved_model.meta_graphs:
+    types.update(node.op for node in meta_graph.graph_def.node)
+    for function in meta_graph.graph_def.library.function:
+      types.update(node.op for node in function.node_def)
+  return types

@@ -1,0 +1,29 @@
+"""Fine-tunes BERT for classification (the teacher), evaluates, predicts and exports it.
+
+Google's run_classifier.py flags, on TensorFlow 2.x graph mode with our own trainer, plus
+--do_distill/--temperature (teacher trained on temperature-scaled logits) and
+--do_export/--export_dir (a SavedModel for tensorflow_model_server).
+"""
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as `python bert/run_classifier.py`
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags
+
+from bert import classifier_run
+from bert.errors import run_main
+
+FLAGS = flags.FLAGS
+classifier_run.define_flags()
+
+
+def main(argv):
+  del argv
+  classifier_run.ClassifierRun(FLAGS).run()
+
+
+if __name__ == "__main__":
+  app.run(lambda argv: run_main(main, argv, verbose=FLAGS.verbosity >= 1))

@@ -1,0 +1,298 @@
+"""A small trainer in place of tf.estimator: train / evaluate / predict over a model_fn.
+
+The model_fn keeps Estimator's contract — `model_fn(features, labels, mode, params)` returning a
+ModelSpec — and checkpoints keep Estimator's layout (`model.ckpt-<global_step>` plus a
+`checkpoint` state file in output_dir), so scripts that point `--init_checkpoint` at a training
+checkpoint keep working.
+"""
+
+import collections
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from bert.errors import TrainingError, UsageError
+
+tf1 = tf.compat.v1
+
+
+class ModeKeys(object):
+  TRAIN = "train"
+  EVAL = "eval"
+  PREDICT = "infer"
+
+
+class ModelSpec(collections.namedtuple("ModelSpec", [
+    "mode", "loss", "train_op", "predictions", "eval_tensors", "metrics_fn", "summaries"])):
+  """What a model_fn returns.
+
+  loss: scalar (TRAIN, EVAL). train_op: op that increments the global step (TRAIN).
+  predictions: dict of per-example tensors [batch_size, ...] (PREDICT).
+  eval_tensors: dict of per-example tensors gathered over the whole eval set (EVAL);
+  metrics_fn(arrays) → dict of floats computed from them.
+  summaries: dict of scalar tensors logged during training (loss, learning_rate, accuracy...).
+  """
+
+  def __new__(cls, mode, loss=None, train_op=None, predictions=None, eval_tensors=None,
+              metrics_fn=None, summaries=None):
+    return super(ModelSpec, cls).__new__(cls, mode, loss, train_op, predictions or {},
+                                         eval_tensors or {}, metrics_fn, summaries or {})
+
+
+SIGNATURE_FILE = "model_signature.json"
+
+
+def log(message):
+  print(message, flush=True)
+
+
+def format_seconds(seconds):
+  seconds = int(max(seconds, 0))
+  if seconds >= 3600:
+    return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
+  if seconds >= 60:
+    return "%dm%02ds" % (seconds // 60, seconds % 60)
+  return "%ds" % seconds
+
+
+def checkpoint_shapes(checkpoint):
+  """{variable name: shape} of a checkpoint file prefix."""
+  return dict(tf.train.list_variables(checkpoint))
+
+
+def check_shapes_match(checkpoint, assignment, what="checkpoint"):
+  """Raises UsageError naming the first variable whose checkpoint shape differs.
+
+  assignment: {checkpoint variable name: graph variable}.
+  """
+  shapes = checkpoint_shapes(checkpoint)
+  for name, variable in sorted(assignment.items()):
+    if name not in shapes:
+      raise UsageError("%s %s: has no variable %s" % (what, checkpoint, name))
+    expected = variable.shape.as_list()
+    if list(shapes[name]) != expected:
+      raise UsageError("%s %s: variable %s has shape %s, the model expects %s" %
+                       (what, checkpoint, name, list(shapes[name]), expected))
+
+
+def session_config(use_xla=False):
+  config = tf1.ConfigProto(allow_soft_placement=True)
+  config.gpu_options.allow_growth = True
+  if use_xla:
+    config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+  return config
+
+
+class Trainer(object):
+  """Drives a model_fn: train with checkpoints and resume, evaluate, predict."""
+
+  def __init__(self, model_fn, output_dir, params=None, save_checkpoints_steps=1000,
+               keep_checkpoint_max=5, log_every_n_steps=100, model_signature=None,
+               use_xla=False):
+    """model_signature: a JSON-able dict (config, labels...) recorded in output_dir; a run whose
+    signature differs refuses to resume from or evaluate that directory's checkpoints."""
+    self.model_fn = model_fn
+    self.output_dir = output_dir
+    self.params = dict(params or {})
+    self.save_checkpoints_steps = save_checkpoints_steps
+    self.keep_checkpoint_max = keep_checkpoint_max
+    self.log_every_n_steps = max(1, log_every_n_steps)
+    self.model_signature = model_signature
+    self.use_xla = use_xla
+
+  # -- checkpoints -----------------------------------------------------------------------------
+
+  def latest_checkpoint(self):
+    return tf.train.latest_checkpoint(self.output_dir) if os.path.isdir(self.output_dir) else None
+
+  def _check_signature(self, write=False):
+    if self.model_signature is None:
+      return
+    path = os.path.join(self.output_dir, SIGNATURE_FILE)
+    if os.path.isfile(path):
+      with open(path, encoding="utf-8") as f:
+        recorded = json.load(f)
+      if recorded != self.model_signature:
+        diff = sorted(k for k in set(recorded) | set(self.model_signature)
+                      if recorded.get(k) != self.model_signature.get(k))
+        raise UsageError(
+            "--output_dir %s: holds checkpoints of a different model (%s differ: %s); use a new "
+            "--output_dir" % (self.output_dir, ", ".join(diff),
+                              "; ".join("%s %s vs %s" % (k, recorded.get(k),
+                                                           self.model_signature.get(k))
+                                        for k in diff)))
+    elif write:
+      tf.io.gfile.makedirs(self.output_dir)
+      with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(self.model_signature, f, indent=1, sort_keys=True)
+      os.replace(path + ".tmp", path)
+
+  def _restore(self, session, saver, checkpoint):
+    check_shapes_match(checkpoint, {v.op.name: v for v in tf1.global_variables()},
+                       what="checkpoint")
+    saver.restore(session, checkpoint)
+
+  def _build(self, input_fn, mode, batch_size):
+    dataset = input_fn(dict(self.params, batch_size=batch_size))
+    iterator = tf1.data.make_one_shot_iterator(dataset)
+    features, labels = iterator.get_next()
+    tf1.train.get_or_create_global_step()
+    return self.model_fn(features, labels, mode, dict(self.params, batch_size=batch_size))
+
+  # -- train -----------------------------------------------------------------------------------
+
+  def train(self, input_fn, max_steps, batch_size):
+    """Trains until the global step reaches max_steps, resuming from output_dir's latest checkpoint."""
+    self._check_signature(write=True)
+    graph = tf.Graph()
+    with graph.as_default():
+      tf1.set_random_seed(self.params.get("seed"))
+      spec = self._build(input_fn, ModeKeys.TRAIN, batch_size)
+      global_step = tf1.train.get_global_step()
+      saver = tf1.train.Saver(max_to_keep=self.keep_checkpoint_max, save_relative_paths=True)
+      init = tf1.global_variables_initializer()
+      local_init = tf1.group(tf1.local_variables_initializer(), tf1.tables_initializer())
+      writer = tf1.summary.FileWriter(self.output_dir, graph=graph)
+      graph.finalize()
+    with tf1.Session(graph=graph, config=session_config(self.use_xla)) as session:
+      latest = self.latest_checkpoint()
+      session.run(local_init)
+      if latest:
+        self._restore(session, saver, latest)
+        state = tf.train.get_checkpoint_state(self.output_dir)
+        saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+        log("Resuming from %s" % latest)
+      else:
+        session.run(init)
+      step = int(session.run(global_step))
+      if step >= max_steps:
+        log("Global step %d already reaches %d: nothing to train" % (step, max_steps))
+        return latest
+      last_saved = latest
+      fetch = {"train_op": spec.train_op, "loss": spec.loss, "summaries": spec.summaries}
+      start_step, started, window_start, window_examples = step, time.time(), time.time(), 0
+      saved_step = step
+      while step < max_steps:
+        try:
+          out = session.run(fetch)
+        except tf.errors.OutOfRangeError:
+          log("Input exhausted at step %d" % step)
+          break
+        step += 1
+        loss = float(out["loss"])
+        if not math.isfinite(loss):
+          raise TrainingError(
+              "loss is %s at step %d; training stopped without saving: the last good checkpoint %s "
+              "is kept" % (loss, step, last_saved or "(none)"))
+        window_examples += int(out["summaries"].get("batch_size", batch_size))
+        if step % self.log_every_n_steps == 0 or step == max_steps:
+          now = time.time()
+          rate = window_examples / max(now - window_start, 1e-9)
+          eta = (now - started) / max(step - start_step, 1) * (max_steps - step)
+          values = dict(out["summaries"], examples_per_sec=rate)
+          values.pop("batch_size", None)
+          self._write_summaries(writer, values, step)
+          extras = " ".join("%s %s" % (k, _fmt(v)) for k, v in sorted(values.items())
+                            if k not in ("loss", "examples_per_sec"))
+          log("step %d/%d loss %.4f %s %.1f ex/s ETA %s" %
+              (step, max_steps, loss, extras, rate, format_seconds(eta)))
+          window_start, window_examples = now, 0
+        if step % self.save_checkpoints_steps == 0 and step < max_steps:
+          last_saved = self._save(session, saver, step, last_saved)
+          saved_step = step
+      if saved_step != step:
+        last_saved = self._save(session, saver, step, last_saved)
+    writer.close()
+    log("Trained to step %d in %s" % (step, format_seconds(time.time() - started)))
+    return last_saved
+
+  def _save(self, session, saver, step, previous):
+    prefix = os.path.join(self.output_dir, "model.ckpt")
+    try:
+      path = saver.save(session, prefix, global_step=step, write_meta_graph=False)
+    except (tf.errors.OpError, OSError) as e:
+      message = getattr(e, "message", None) or str(e)
+      raise TrainingError("cannot write checkpoint %s-%d (%s); the previous checkpoint %s is kept" %
+                          (prefix, step, " ".join(message.split())[:200], previous or "(none)"))
+    log("Saved checkpoint %s" % path)
+    return path
+
+  @staticmethod
+  def _write_summaries(writer, values, step):
+    summary = tf1.Summary(value=[tf1.Summary.Value(tag=k, simple_value=float(v))
+                                 for k, v in sorted(values.items())])
+    writer.add_summary(summary, step)
+    writer.flush()
+
+  # -- evaluate / predict ----------------------------------------------------------------------
+
+  def _checkpoint_or_error(self, checkpoint_path, what):
+    checkpoint = checkpoint_path or self.latest_checkpoint()
+    if not checkpoint:
+      raise UsageError("--output_dir %s: no checkpoint to %s (train first with --do_train)" %
+                       (self.output_dir, what))
+    if not checkpoint_path:
+      self._check_signature()
+    return checkpoint
+
+  def _run_to_end(self, input_fn, mode, batch_size, checkpoint_path, fetches_of):
+    checkpoint = self._checkpoint_or_error(checkpoint_path, "evaluate" if mode == ModeKeys.EVAL
+                                           else "predict with")
+    graph = tf.Graph()
+    with graph.as_default():
+      spec = self._build(input_fn, mode, batch_size)
+      saver = tf1.train.Saver()
+      local_init = tf1.group(tf1.local_variables_initializer(), tf1.tables_initializer())
+      graph.finalize()
+    with tf1.Session(graph=graph, config=session_config(self.use_xla)) as session:
+      session.run(local_init)
+      self._restore(session, saver, checkpoint)
+      step = int(session.run(tf1.train.get_global_step(graph)))
+      fetches = fetches_of(spec)
+      while True:
+        try:
+          yield spec, step, session.run(fetches)
+        except tf.errors.OutOfRangeError:
+          return
+
+  def evaluate(self, input_fn, batch_size, checkpoint_path=None, results_file="eval_results.txt"):
+    """Runs the whole eval set; returns metrics and writes them to output_dir/results_file."""
+    gathered = collections.defaultdict(list)
+    spec, step = None, 0
+    for spec, step, batch in self._run_to_end(input_fn, ModeKeys.EVAL, batch_size,
+                                              checkpoint_path, lambda s: s.eval_tensors):
+      for name, value in batch.items():
+        gathered[name].append(value)
+    if spec is None:
+      raise UsageError("eval set is empty")
+    arrays = {name: np.concatenate(values) for name, values in gathered.items()}
+    metrics = dict(spec.metrics_fn(arrays), global_step=step)
+    if results_file:
+      write_results(os.path.join(self.output_dir, results_file), metrics)
+    return metrics
+
+  def predict(self, input_fn, batch_size, checkpoint_path=None):
+    """Yields one dict of numpy values per example, in input order."""
+    for _, _, batch in self._run_to_end(input_fn, ModeKeys.PREDICT, batch_size, checkpoint_path,
+                                        lambda s: s.predictions):
+      size = len(next(iter(batch.values())))
+      for i in range(size):
+        yield {name: value[i] for name, value in batch.items()}
+
+
+def _fmt(value):
+  value = float(value)
+  return "%.3g" % value if abs(value) < 1e-2 and value else "%.4f" % value
+
+
+def write_results(path, metrics):
+  tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(path)))
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    for key in sorted(metrics):
+      f.write("%s = %s\n" % (key, metrics[key]))
+  os.replace(path + ".tmp", path)
