@@ -235,25 +235,22 @@ class ClassifierRun(object):
     self.num_warmup_steps = int(self.num_train_steps * fv.warmup_proportion)
     log("Training %d steps (batch %d, %d examples, %d warmup steps)" %
         (self.num_train_steps, fv.train_batch_size, info["num_examples"], self.num_warmup_steps))
-    self.trainer.train(self.train_input_fn(record_file), self.num_train_steps,
+    self.trainer.train(self.input_fn(record_file, True), self.num_train_steps,
                        fv.train_batch_size)
 
   def train_features(self):
     return self.features("train")
 
-  def train_input_fn(self, record_file):
-    return self.input_fn(record_file, is_training=True)
+  def eval_features(self):
+    return self.features("dev")
 
   def evaluate(self):
-    record_file, _ = self.features("dev")
-    metrics = self.trainer.evaluate(self.eval_input_fn(record_file), self.flags.eval_batch_size)
+    record_file, _ = self.eval_features()
+    metrics = self.trainer.evaluate(self.input_fn(record_file, False), self.flags.eval_batch_size)
     log("***** Eval results (%s) *****" % os.path.join(self.flags.output_dir, "eval_results.txt"))
     for key in sorted(metrics):
       log("  %s = %s" % (key, metrics[key]))
     return metrics
-
-  def eval_input_fn(self, record_file):
-    return self.input_fn(record_file, is_training=False)
 
   def predict(self):
     fv = self.flags

@@ -1,0 +1,171 @@
+"""Knowledge distillation: Hinton's loss and the frozen teacher SavedModel inside the student's graph.
+
+The teacher is an export of run_classifier.py. Its variables are folded into constants and its
+graph imported under `teacher/`, wired to the student's own input tensors, so both see the same
+batch in one session.run and nothing of the teacher is a variable: it is never trained, never
+saved in a student checkpoint, and never exported with the student.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from bert import classifier_data, export, tokenization
+from bert.errors import UsageError
+from bert.training import log
+
+tf1 = tf.compat.v1
+
+TEACHER_SCOPE = "teacher"
+# Below this dev accuracy the teacher is most likely untrained or mismatched with the data.
+MIN_TEACHER_ACCURACY = 0.6
+
+
+def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha):
+  """Hinton's distillation loss per example.
+
+  L = (1-α)·CE(y, softmax(z_s)) + α·T²·CE(softmax(z_t/T), softmax(z_s/T)); the teacher side is
+  under stop_gradient. T² keeps the soft term's gradients on the scale of the hard term's.
+
+  Args:
+    student_logits, teacher_logits: float32 [batch_size, num_labels].
+    label_ids: int32 [batch_size].
+  Returns:
+    (loss, hard_loss, soft_loss), each float32 [batch_size]; loss = (1-α)·hard + α·soft.
+  """
+  num_labels = tf.shape(student_logits)[-1]
+  teacher_logits = tf.stop_gradient(tf.cast(teacher_logits, tf.float32))
+  one_hot = tf.one_hot(label_ids, depth=num_labels, dtype=tf.float32)
+  hard = -tf.reduce_sum(one_hot * tf.nn.log_softmax(student_logits, axis=-1), axis=-1)
+  soft_targets = tf.nn.softmax(teacher_logits / temperature, axis=-1)
+  soft = -tf.reduce_sum(soft_targets * tf.nn.log_softmax(student_logits / temperature, axis=-1),
+                        axis=-1) * (temperature ** 2)
+  return (1.0 - alpha) * hard + alpha * soft, hard, soft
+
+
+def agreement_and_kl(teacher_logits, student_logits):
+  """Fraction of equal argmax, and mean KL(teacher‖student) at T=1, from numpy logits."""
+
+  def log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+  log_t, log_s = log_softmax(teacher_logits), log_softmax(student_logits)
+  kl = np.sum(np.exp(log_t) * (log_t - log_s), axis=-1)
+  agreement = np.mean(np.argmax(teacher_logits, -1) == np.argmax(student_logits, -1))
+  return float(agreement), float(np.mean(kl))
+
+
+class Teacher(object):
+  """A frozen teacher export: its recorded settings and a constant-only GraphDef."""
+
+  def __init__(self, path):
+    self.version_dir = export.resolve_version_dir(path)
+    self.info = export.read_export_info(self.version_dir)
+    self.labels = list(self.info["labels"])
+    self._frozen = None
+
+  def check_compatible(self, label_list, vocab_file, do_lower_case, max_seq_length):
+    """One-line UsageError for each way the teacher cannot teach this student."""
+    where = "--teacher_model %s" % self.version_dir
+    if self.labels != list(label_list):
+      raise UsageError("%s: label list [%s] differs from the task's [%s] (same labels in the same "
+                       "order are needed)" % (where, ", ".join(self.labels), ", ".join(label_list)))
+    teacher_vocab = list(tokenization.load_vocab(self.info["vocab_file"]))
+    student_vocab = list(tokenization.load_vocab(vocab_file))
+    if teacher_vocab != student_vocab:
+      diff = next((i for i, (a, b) in enumerate(zip(teacher_vocab, student_vocab)) if a != b),
+                  min(len(teacher_vocab), len(student_vocab)))
+      raise UsageError("%s: vocab differs from --vocab_file %s (%d vs %d tokens, first difference "
+                       "at line %d)" % (where, vocab_file, len(teacher_vocab), len(student_vocab),
+                                        diff + 1))
+    if bool(self.info["do_lower_case"]) != bool(do_lower_case):
+      raise UsageError("%s: trained with do_lower_case=%s but --do_lower_case=%s" %
+                       (where, self.info["do_lower_case"], do_lower_case))
+    if int(self.info["max_seq_length"]) < max_seq_length:
+      raise UsageError("%s: exported with max_seq_length %d, below --max_seq_length %d" %
+                       (where, self.info["max_seq_length"], max_seq_length))
+
+  def fingerprint(self):
+    """Identifies the teacher's weights, for the cached-logit features."""
+    return {"teacher": os.path.abspath(self.version_dir),
+            "graph_sha256": classifier_data.file_fingerprint(
+                os.path.join(self.version_dir, "saved_model.pb")),
+            "variables_sha256": classifier_data.file_fingerprint(
+                os.path.join(self.version_dir, "variables", "variables.index"))}
+
+  def frozen_graph(self):
+    """(GraphDef with variables folded into constants, {input name: tensor name}, logits name)."""
+    if self._frozen is None:
+      graph = tf.Graph()
+      with graph.as_default(), tf1.Session(graph=graph) as session:
+        meta_graph = tf1.saved_model.loader.load(session, [export.SERVE_TAG], self.version_dir)
+        signature = meta_graph.signature_def[export.SIGNATURE_KEY]
+        inputs = {name: info.name for name, info in signature.inputs.items()}
+        logits = signature.outputs["logits"].name
+        graph_def = tf1.graph_util.convert_variables_to_constants(
+            session, graph.as_graph_def(), [logits.split(":")[0]])
+      self._frozen = (graph_def, inputs, logits)
+    return self._frozen
+
+  def logits(self, input_ids, input_mask, segment_ids):
+    """Imports the frozen teacher into the current graph on these inputs.
+
+    Returns:
+      float32 [batch_size, num_labels]: the teacher's exported logits (already divided by the
+      temperature it was trained with), under stop_gradient.
+    """
+    graph_def, inputs, logits = self.frozen_graph()
+    feeds = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+    input_map = {inputs[name]: tf.cast(tensor, tf.int32) for name, tensor in feeds.items()}
+    (teacher_logits,) = tf1.import_graph_def(graph_def, input_map=input_map,
+                                             return_elements=[logits], name=TEACHER_SCOPE)
+    return tf.stop_gradient(teacher_logits)
+
+  def write_logits(self, record_file, output_file, fingerprint, batch_size=64):
+    """One batched teacher pass over record_file; writes its records plus `teacher_logits`.
+
+    Returns the sidecar info ({num_examples, teacher_accuracy, ...}).
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+      dataset = classifier_data.input_fn_builder(record_file, False, max_seq_length=None)(
+          {"batch_size": batch_size})
+      features, _ = tf1.data.make_one_shot_iterator(dataset).get_next()
+      logits = self.logits(features["input_ids"], features["input_mask"], features["segment_ids"])
+      fetches = {"logits": logits, "input_ids": features["input_ids"],
+                 "segment_ids": features["segment_ids"], "input_mask": features["input_mask"],
+                 "label_ids": features["label_ids"]}
+      batches = []
+      with tf1.Session(graph=graph) as session:
+        while True:
+          try:
+            batches.append(session.run(fetches))
+          except tf.errors.OutOfRangeError:
+            break
+
+    def records():
+      for batch in batches:
+        for i, length in enumerate(batch["input_mask"].sum(axis=1)):
+          feature = classifier_data.InputFeatures(batch["input_ids"][i, :length].tolist(),
+                                                  batch["segment_ids"][i, :length].tolist(),
+                                                  int(batch["label_ids"][i]))
+          yield classifier_data.feature_to_example(feature, batch["logits"][i].tolist())
+
+    labels = np.concatenate([b["label_ids"] for b in batches])
+    predicted = np.concatenate([np.argmax(b["logits"], -1) for b in batches])
+    stats = {"teacher_accuracy": float(np.mean(labels == predicted))}
+    return classifier_data.write_records(output_file, records(), fingerprint, stats)
+
+
+def warn_if_weak(accuracy, version_dir, split="dev"):
+  if accuracy < MIN_TEACHER_ACCURACY:
+    bar = "!" * 78
+    log("%s\nWARNING: the teacher %s reaches only %.3f accuracy on the %s split (< %.1f).\n"
+        "It is most likely untrained, trained on other data, or fed another vocabulary:\n"
+        "distilling from it will teach the student its mistakes.\n%s" %
+        (bar, version_dir, accuracy, split, MIN_TEACHER_ACCURACY, bar))
+    return True
+  log("Teacher %s: %.4f accuracy on the %s split" % (version_dir, accuracy, split))
+  return False
