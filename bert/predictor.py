@@ -1,0 +1,65 @@
+"""Runs an exported classifier in-process on raw text, the way tensorflow_model_server would.
+
+The export carries everything needed: its vocab (assets/vocab.txt), lower-casing, max_seq_length
+and label list (assets.extra/bert_export.json), so text is tokenized exactly as in training.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from bert import classifier_data, export, tokenization
+
+tf1 = tf.compat.v1
+
+
+class ExportedClassifier(object):
+  """A loaded SavedModel version plus its tokenizer and recorded settings."""
+
+  def __init__(self, path, flag="--export_dir"):
+    self.version_dir = export.resolve_version_dir(path, flag=flag)
+    self.info = export.read_export_info(self.version_dir, flag=flag)
+    self.labels = list(self.info["labels"])
+    self.max_seq_length = int(self.info["max_seq_length"])
+    self.tokenizer = tokenization.FullTokenizer(self.info["vocab_file"],
+                                                self.info["do_lower_case"])
+    self.graph = tf.Graph()
+    self.session = tf1.Session(graph=self.graph)
+    with self.graph.as_default():
+      meta_graph = tf1.saved_model.loader.load(self.session, [export.SERVE_TAG], self.version_dir)
+    signature = meta_graph.signature_def[export.SIGNATURE_KEY]
+    self.inputs = {name: info.name for name, info in signature.inputs.items()}
+    self.outputs = {name: info.name for name, info in signature.outputs.items()}
+
+  def encode(self, texts, text_pairs=None):
+    """Token ids of texts, padded to the longest.
+
+    Returns:
+      {input_ids, input_mask, segment_ids}: int32 [len(texts), longest].
+    """
+    pairs = text_pairs or [None] * len(texts)
+    features = [classifier_data.convert_single_example(
+        classifier_data.InputExample(str(i), text, pair), {}, self.max_seq_length, self.tokenizer)
+                for i, (text, pair) in enumerate(zip(texts, pairs))]
+    longest = max(len(f.input_ids) for f in features)
+    batch = {name: np.zeros([len(features), longest], np.int32) for name in export.INPUT_NAMES}
+    for row, feature in enumerate(features):
+      length = len(feature.input_ids)
+      batch["input_ids"][row, :length] = feature.input_ids
+      batch["segment_ids"][row, :length] = feature.segment_ids
+      batch["input_mask"][row, :length] = 1
+    return batch
+
+  def run(self, batch):
+    """Runs the serving signature on encoded inputs; returns {output name: array}."""
+    feed = {self.inputs[name]: batch[name] for name in self.inputs}
+    return self.session.run(self.outputs, feed)
+
+  def predict(self, texts, text_pairs=None, batch_size=32):
+    """Probabilities [len(texts), num_labels] of raw texts."""
+    pairs = text_pairs or [None] * len(texts)
+    results = [self.run(self.encode(texts[i:i + batch_size], pairs[i:i + batch_size]))
+               ["probabilities"] for i in range(0, len(texts), batch_size)]
+    return np.concatenate(results) if results else np.zeros([0, len(self.labels)], np.float32)
+
+  def close(self):
+    self.session.close()
