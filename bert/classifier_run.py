@@ -215,6 +215,13 @@ class ClassifierRun(object):
   # -- steps -----------------------------------------------------------------------------------
 
   def run(self):
+    fv = self.flags
+    # Refuse before anything is written to output_dir: features, checkpoints or results.
+    self.trainer._check_signature()
+    if not fv.do_train and not self.trainer.latest_checkpoint():
+      raise UsageError("--output_dir %s: no checkpoint to %s (train first with --do_train)" %
+                       (fv.output_dir, "evaluate" if fv.do_eval else
+                        "predict with" if fv.do_predict else "export"))
     if self.flags.do_train:
       self.train()
     if self.flags.do_eval:

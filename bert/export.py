@@ -99,6 +99,7 @@ def export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_fi
   {input name: int array [batch, seq]} written as serving warmup requests.
   """
   check_writable(export_dir)
+  remove_stale_temp_dirs(export_dir)
   graph = tf.Graph()
   with graph.as_default():
     inputs, outputs = build_serving_graph(bert_config, len(label_list), temperature)
@@ -150,12 +151,23 @@ def _rename_into_place(export_dir, temp_dir):
       version += 1
 
 
+def _process_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
 def remove_stale_temp_dirs(export_dir):
-  """Deletes half-written exports left by a killed process (they never had a numeric name)."""
+  """Deletes half-written exports of killed processes (they never had a numeric name)."""
   if not os.path.isdir(export_dir):
     return
   for name in os.listdir(export_dir):
-    if name.startswith(TEMP_PREFIX):
+    pid = name.rsplit("-", 1)[-1]
+    if name.startswith(TEMP_PREFIX) and pid.isdigit() and not _process_alive(int(pid)):
       shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
 
 
