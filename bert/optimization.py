@@ -20,8 +20,11 @@ def learning_rate_schedule(global_step, init_lr, num_train_steps, num_warmup_ste
     A scalar float32 tensor.
   """
   step = tf.cast(global_step, tf.float32)
+  # The decay runs from init_lr at the end of warmup to 0 at num_train_steps, so the peak is
+  # init_lr (Google's decay over all steps peaked at init_lr * (1 - warmup / total)).
   total = float(max(num_train_steps, 1))
-  decayed = init_lr * tf.maximum(0.0, 1.0 - step / total)
+  decay_steps = max(total - float(num_warmup_steps or 0), 1.0)
+  decayed = init_lr * tf.maximum(0.0, (total - step) / decay_steps)
   if not num_warmup_steps:
     return decayed
   warmup = init_lr * step / float(num_warmup_steps)

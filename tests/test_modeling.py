@@ -1,0 +1,261 @@
+"""BertModel: Google's variable names and shapes, dynamic shapes, masking, checkpoints, config."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert import modeling
+
+tf1 = tf.compat.v1
+
+CONFIG = dict(vocab_size=23, hidden_size=12, num_hidden_layers=2, num_attention_heads=3,
+              intermediate_size=20, hidden_act="gelu", hidden_dropout_prob=0.1,
+              attention_probs_dropout_prob=0.1, max_position_embeddings=17, type_vocab_size=2,
+              initializer_range=0.02)
+
+
+def config(**overrides):
+  values = dict(CONFIG, **overrides)
+  return modeling.BertConfig.from_dict(values)
+
+
+def expected_variables(vocab=23, hidden=12, layers=2, inner=20, positions=17, types=2):
+  """Google's BERT variable names and shapes, written out."""
+  expected = {
+      "bert/embeddings/word_embeddings": [vocab, hidden],
+      "bert/embeddings/token_type_embeddings": [types, hidden],
+      "bert/embeddings/position_embeddings": [positions, hidden],
+      "bert/embeddings/LayerNorm/gamma": [hidden],
+      "bert/embeddings/LayerNorm/beta": [hidden],
+      "bert/pooler/dense/kernel": [hidden, hidden],
+      "bert/pooler/dense/bias": [hidden],
+  }
+  for n in range(layers):
+    p = "bert/encoder/layer_%d/" % n
+    expected.update({
+        p + "attention/self/query/kernel": [hidden, hidden],
+        p + "attention/self/query/bias": [hidden],
+        p + "attention/self/key/kernel": [hidden, hidden],
+        p + "attention/self/key/bias": [hidden],
+        p + "attention/self/value/kernel": [hidden, hidden],
+        p + "attention/self/value/bias": [hidden],
+        p + "attention/output/dense/kernel": [hidden, hidden],
+        p + "attention/output/dense/bias": [hidden],
+        p + "attention/output/LayerNorm/gamma": [hidden],
+        p + "attention/output/LayerNorm/beta": [hidden],
+        p + "intermediate/dense/kernel": [hidden, inner],
+        p + "intermediate/dense/bias": [inner],
+        p + "output/dense/kernel": [inner, hidden],
+        p + "output/dense/bias": [hidden],
+        p + "output/LayerNorm/gamma": [hidden],
+        p + "output/LayerNorm/beta": [hidden],
+    })
+  return expected
+
+
+def build(cfg, is_training=False, compute_dtype=tf.float32, scope=None):
+  """Placeholders [None, None] and a BertModel in the current graph."""
+  ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
+  mask = tf1.placeholder(tf.int32, [None, None], name="input_mask")
+  types = tf1.placeholder(tf.int32, [None, None], name="segment_ids")
+  model = modeling.BertModel(cfg, is_training, ids, mask, types, compute_dtype=compute_dtype,
+                             scope=scope)
+  return (ids, mask, types), model
+
+
+def feed(placeholders, ids, mask=None, types=None):
+  ids = np.asarray(ids, np.int32)
+  mask = np.ones_like(ids) if mask is None else np.asarray(mask, np.int32)
+  types = np.zeros_like(ids) if types is None else np.asarray(types, np.int32)
+  return dict(zip(placeholders, (ids, mask, types)))
+
+
+def test_variable_names_and_shapes_are_googles():
+  with tf.Graph().as_default():
+    build(config())
+    actual = {v.op.name: v.shape.as_list() for v in tf1.global_variables()}
+    assert all(v.dtype.base_dtype == tf.float32 for v in tf1.global_variables())
+  assert actual == expected_variables()
+  assert modeling.count_parameters(config()) == sum(
+      int(np.prod(s)) for s in expected_variables().values())
+
+
+def test_dynamic_batch_and_sequence_length():
+  with tf.Graph().as_default():
+    placeholders, model = build(config())
+    fetches = [model.get_sequence_output(), model.get_pooled_output()]
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      rng = np.random.RandomState(0)
+      for batch, length in ((2, 5), (3, 9)):
+        ids = rng.randint(0, 23, size=[batch, length])
+        types = rng.randint(0, 2, size=[batch, length])
+        sequence, pooled = session.run(fetches, feed(placeholders, ids, types=types))
+        assert sequence.shape == (batch, length, 12)
+        assert pooled.shape == (batch, 12)
+        assert np.all(np.isfinite(sequence))
+
+
+def test_padding_does_not_change_real_positions():
+  with tf.Graph().as_default():
+    placeholders, model = build(config())
+    fetches = [model.get_sequence_output(), model.get_pooled_output()]
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      ids = [[2, 7, 9, 11, 3]]
+      types = [[0, 0, 0, 1, 1]]
+      alone_seq, alone_pooled = session.run(fetches, feed(placeholders, ids, types=types))
+      # Padded with garbage ids and segment ids under mask 0.
+      padded_ids = [[2, 7, 9, 11, 3, 19, 22, 5, 1]]
+      padded_types = [[0, 0, 0, 1, 1, 1, 0, 1, 1]]
+      mask = [[1, 1, 1, 1, 1, 0, 0, 0, 0]]
+      padded_seq, padded_pooled = session.run(
+          fetches, feed(placeholders, padded_ids, mask, padded_types))
+  np.testing.assert_allclose(padded_seq[:, :5], alone_seq, atol=1e-5, rtol=0)
+  np.testing.assert_allclose(padded_pooled, alone_pooled, atol=1e-5, rtol=0)
+  # The garbage positions themselves are different: the comparison is not vacuous.
+  assert not np.allclose(padded_seq[:, 5:6], alone_seq[:, 4:5], atol=1e-3)
+
+
+def test_google_checkpoint_loads_through_init_from_checkpoint(tmp_path):
+  ids = [[2, 5, 8, 3, 0], [2, 9, 3, 0, 0]]
+  mask = [[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]]
+  prefix = str(tmp_path / "bert_model.ckpt")
+  with tf.Graph().as_default():
+    tf1.set_random_seed(1)
+    placeholders, model = build(config())
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      expected = session.run(model.get_pooled_output(), feed(placeholders, ids, mask))
+      tf1.train.Saver().save(session, prefix)
+  saved = dict(tf.train.list_variables(prefix))
+  assert saved == expected_variables()
+
+  with tf.Graph().as_default():
+    tf1.set_random_seed(2)  # different initial values, overwritten by the checkpoint
+    placeholders, model = build(config())
+    tf1.train.init_from_checkpoint(prefix, {"bert/": "bert/"})
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      actual = session.run(model.get_pooled_output(), feed(placeholders, ids, mask))
+  np.testing.assert_allclose(actual, expected, atol=1e-6, rtol=0)
+
+
+def test_config_from_dict_keeps_extra_keys_and_round_trips(tmp_path):
+  released = dict(CONFIG, directionality="bidi", pooler_fc_size=768, pooler_num_attention_heads=12,
+                  pooler_num_fc_layers=3, pooler_size_per_head=128, pooler_type="first_token_transform",
+                  model_type="bert")
+  cfg = modeling.BertConfig.from_dict(released)
+  assert cfg.directionality == "bidi"
+  assert cfg.pooler_fc_size == 768
+  assert cfg.to_dict() == released
+  path = tmp_path / "bert_config.json"
+  path.write_text(cfg.to_json_string(), encoding="utf-8")
+  again = modeling.BertConfig.from_json_file(str(path))
+  assert again.to_dict() == released
+  # Extra keys do not change the architecture, so the checkpoint is shared.
+  assert again.architecture() == config().architecture()
+
+
+@pytest.mark.parametrize("overrides, words", [
+    ({"hidden_size": 10, "num_attention_heads": 3}, ["hidden_size", "num_attention_heads",
+                                                     "divisible"]),
+    ({"hidden_act": "gelu_fancy"}, ["hidden_act", "gelu_fancy"]),
+    ({"num_hidden_layers": 0}, ["num_hidden_layers"]),
+    ({"hidden_dropout_prob": 1.5}, ["hidden_dropout_prob"]),
+])
+def test_config_errors_name_the_problem(overrides, words):
+  with pytest.raises(ValueError) as info:
+    modeling.BertConfig.from_dict(dict(CONFIG, **overrides))
+  for word in words:
+    assert word in str(info.value)
+
+
+def test_config_missing_vocab_size_and_bad_json(tmp_path):
+  with pytest.raises(ValueError, match="vocab_size"):
+    modeling.BertConfig.from_dict({"hidden_size": 12})
+  path = tmp_path / "bad.json"
+  path.write_text("{not json", encoding="utf-8")
+  with pytest.raises(ValueError, match="bad.json"):
+    modeling.BertConfig.from_json_file(str(path))
+
+
+def test_gelu_is_exact_erf_gelu():
+  xs = np.linspace(-6.0, 6.0, 97).astype(np.float64)
+  expected = np.array([0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))) for x in xs])
+  with tf.Graph().as_default():
+    out = modeling.gelu(tf.constant(xs, tf.float64))
+    out32 = modeling.gelu(tf.constant(xs, tf.float32))
+    with tf1.Session() as session:
+      actual, actual32 = session.run([out, out32])
+  np.testing.assert_allclose(actual, expected, atol=1e-7, rtol=0)
+  np.testing.assert_allclose(actual32, expected, atol=1e-6, rtol=0)
+  # The tanh approximation differs by more than that around |x| ~ 2.
+  approx = 0.5 * xs * (1 + np.tanh(math.sqrt(2 / math.pi) * (xs + 0.044715 * xs ** 3)))
+  assert np.max(np.abs(approx - expected)) > 1e-4
+  assert modeling.get_activation("GELU") is modeling.gelu
+
+
+def test_attention_probs_accessor():
+  with tf.Graph().as_default():
+    placeholders, model = build(config())
+    probs_tensors = model.get_all_attention_probs()
+    assert len(probs_tensors) == 2
+    layers = model.get_all_encoder_layers()
+    assert len(layers) == 2
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      ids = [[2, 5, 8, 3, 0, 0], [2, 9, 10, 11, 12, 3]]
+      mask = [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]
+      probs = session.run(probs_tensors, feed(placeholders, ids, mask))
+  for layer in probs:
+    assert layer.shape == (2, 3, 6, 6)
+    np.testing.assert_allclose(layer.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.max(layer[0, :, :, 4:]) < 1e-6  # masked keys of example 0
+    assert np.min(layer[0, :, :, :4]) > 1e-4
+    assert np.min(layer[1]) > 1e-4  # nothing masked in example 1
+
+
+def test_bf16_compute_builds_runs_and_keeps_fp32_variables():
+  ids = [[2, 5, 8, 3, 0], [2, 9, 3, 0, 0]]
+  mask = [[1, 1, 1, 1, 0], [1, 1, 1, 0, 0]]
+  with tf.Graph().as_default():
+    tf1.set_random_seed(4)
+    placeholders, model = build(config())
+    with tf1.variable_scope("", reuse=True):
+      _, model16 = build(config(), compute_dtype=tf.bfloat16, scope="bert")
+    variables = tf1.global_variables()
+    assert len(variables) == len(expected_variables())  # shared, not duplicated
+    assert all(v.dtype.base_dtype == tf.float32 for v in variables)
+    assert model16.get_sequence_output().dtype == tf.bfloat16
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      values = feed(placeholders, ids, mask)
+      ph16 = [tf1.get_default_graph().get_tensor_by_name(n + "_1:0")
+              for n in ("input_ids", "input_mask", "segment_ids")]
+      values.update(feed(ph16, ids, mask))
+      pooled32, pooled16 = session.run([model.get_pooled_output(), model16.get_pooled_output()],
+                                       values)
+  pooled16 = pooled16.astype(np.float32)
+  assert np.all(np.isfinite(pooled16))
+  np.testing.assert_allclose(pooled16, pooled32, atol=0.05)
+
+
+def test_training_mode_dropout_changes_outputs_and_eval_is_deterministic():
+  with tf.Graph().as_default():
+    placeholders, model = build(config(), is_training=True)
+    with tf1.variable_scope("", reuse=True):
+      ph_eval = [tf1.placeholder(tf.int32, [None, None]) for _ in range(3)]
+      eval_model = modeling.BertModel(config(), False, *ph_eval, scope="bert")
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      ids = [[2, 5, 8, 3]]
+      train_a = session.run(model.get_sequence_output(), feed(placeholders, ids))
+      train_b = session.run(model.get_sequence_output(), feed(placeholders, ids))
+      eval_a = session.run(eval_model.get_sequence_output(), feed(ph_eval, ids))
+      eval_b = session.run(eval_model.get_sequence_output(), feed(ph_eval, ids))
+  assert not np.allclose(train_a, train_b)
+  np.testing.assert_array_equal(eval_a, eval_b)
