@@ -10,9 +10,8 @@ import os
 
 from absl import flags
 import numpy as np
-import tensorflow as tf
 
-from bert import classifier, classifier_data, export, modeling, tokenization
+from bert import checkpoint_init, classifier, classifier_data, export, modeling, tokenization
 from bert.errors import UsageError
 from bert.training import Trainer, log
 
@@ -29,6 +28,8 @@ def define_flags():
   f.DEFINE_string("output_dir", None, "Checkpoints, features, summaries and results go here.")
   f.DEFINE_string("init_checkpoint", None, "Google BERT checkpoint, training checkpoint or export "
                   "to start from.")
+  f.DEFINE_string("init_layer_map", None, "Layer i of the model starts from --init_checkpoint's "
+                  "layer map[i], e.g. 0,4,8,11 (a shallow student from a deep teacher).")
   f.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased and Chinese models).")
   f.DEFINE_integer("max_seq_length", 128, "Longest token sequence; longer texts are truncated.")
   f.DEFINE_bool("do_train", False, "Train on train split.")
@@ -115,6 +116,10 @@ class ClassifierRun(object):
         save_checkpoints_steps=fv.save_checkpoints_steps,
         keep_checkpoint_max=fv.keep_checkpoint_max, log_every_n_steps=fv.log_every_n_steps,
         model_signature=self.model_signature(), use_xla=fv.use_xla)
+    self.layer_map = checkpoint_init.parse_layer_map(fv.init_layer_map,
+                                                     self.bert_config.num_hidden_layers)
+    if self.layer_map and not fv.init_checkpoint:
+      raise UsageError("--init_layer_map: needs --init_checkpoint to take the layers from")
     self.num_train_steps = 1
     self.num_warmup_steps = 0
 
@@ -197,16 +202,13 @@ class ClassifierRun(object):
   def loss_builder(self):
     return classifier.hard_label_loss(self.train_temperature)
 
-  def init_layer_map(self):
-    return None
-
   def model_fn(self):
     fv = self.flags
     return classifier.model_fn_builder(
         self.bert_config, self.label_list, init_checkpoint=fv.init_checkpoint,
         learning_rate=fv.learning_rate, num_train_steps=self.num_train_steps,
         num_warmup_steps=self.num_warmup_steps, temperature=self.train_temperature,
-        precision=fv.precision, init_layer_map=self.init_layer_map(),
+        precision=fv.precision, init_layer_map=self.layer_map,
         loss_builder=self.loss_builder())
 
   def model_fn_for_run(self, features, labels, mode, params):

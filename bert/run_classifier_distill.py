@@ -14,7 +14,7 @@ if __package__ in (None, ""):  # run as `python bert/run_classifier_distill.py`
 from absl import app, flags
 import tensorflow as tf
 
-from bert import checkpoint_init, classifier, classifier_data, classifier_run, distillation
+from bert import classifier, classifier_data, classifier_run, distillation
 from bert.errors import UsageError, run_main
 from bert.training import ModeKeys, log
 
@@ -26,8 +26,6 @@ flags.DEFINE_float("alpha", 0.5, "Weight of the soft (teacher) loss, in [0, 1]."
 flags.DEFINE_enum("teacher_logits", "online", ["online", "cached"], "online: the teacher runs in "
                   "the student's graph each step; cached: one teacher pass stores its logits in "
                   "the training features, reused across epochs and reruns.")
-flags.DEFINE_string("init_layer_map", None, "Student layer i starts from --init_checkpoint's layer "
-                    "map[i], e.g. 0,4,8,11.")
 FLAGS.set_default("temperature", 2.0)
 
 TEACHER_RECORD_SUFFIX = ".teacher.tf_record"
@@ -42,10 +40,6 @@ class DistillRun(classifier_run.ClassifierRun):
     self.teacher = distillation.Teacher(fv.teacher_model)
     self.teacher.check_compatible(self.label_list, fv.vocab_file, fv.do_lower_case,
                                   fv.max_seq_length)
-    self.layer_map = checkpoint_init.parse_layer_map(fv.init_layer_map,
-                                                     self.bert_config.num_hidden_layers)
-    if self.layer_map and not fv.init_checkpoint:
-      raise UsageError("--init_layer_map: needs --init_checkpoint to take the layers from")
 
   def validate_flags(self):
     super(DistillRun, self).validate_flags()
@@ -59,9 +53,6 @@ class DistillRun(classifier_run.ClassifierRun):
   @property
   def train_temperature(self):
     return 1.0  # the student's hard-label loss, eval and export are at T=1
-
-  def init_layer_map(self):
-    return self.layer_map
 
   def teacher_features(self, split):
     """The split's features plus the teacher's logits, cached while inputs and teacher are unchanged."""
