@@ -5,7 +5,6 @@ length bucket when training), which on short texts such as the takeaway reviews 
 characters against max_seq_length 128) is most of the training speed.
 """
 
-import collections
 import csv
 import hashlib
 import json
@@ -13,7 +12,6 @@ import os
 
 import tensorflow as tf
 
-from bert import tokenization
 from bert.errors import UsageError
 
 # Bump when the record layout changes: cached TFRecords of another version are rebuilt.

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bert import classifier, modeling
+from bert import classifier
 from bert.errors import UsageError
 from bert.training import check_shapes_match, log
 

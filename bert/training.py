@@ -10,7 +10,6 @@ import collections
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
