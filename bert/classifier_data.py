@@ -190,6 +190,7 @@ class CsvProcessor(DataProcessor):
       text_a = self._cell(row, self.text_column, columns, source)
       text_b = self._cell(row, self.text_b_column, columns, source) if self.text_b_column else None
       label = self._cell(row, self.label_column, columns, source, required=split != "test")
+      label = label or None  # an empty cell is no label: allowed in test files, an error elsewhere
       if not text_a.strip():
         raise UsageError("%s: empty text" % source)
       yield InputExample("%s-%d" % (split, number), text_a, text_b, label, source)

@@ -120,6 +120,39 @@ def run_entry(args, cwd=None, timeout=300, env=None):
                         universal_newlines=True, timeout=timeout)
 
 
+def classifier_flags(**values):
+  """run_classifier's flags parsed into a private FlagValues (the global FLAGS stays untouched).
+
+  values: flag name → value, given as on the command line (`do_train=True`, `labels="a,b"`).
+  """
+  from absl import flags as absl_flags
+  from bert import classifier_run
+
+  private = absl_flags.FlagValues()
+
+  class _Flags(object):
+    def __getattr__(self, name):
+      attr = getattr(absl_flags, name)
+      if name.startswith("DEFINE"):
+        return lambda *a, **k: attr(*a, flag_values=private, **k)
+      return attr
+
+  real = classifier_run.flags
+  classifier_run.flags = _Flags()
+  try:
+    classifier_run.define_flags()
+  finally:
+    classifier_run.flags = real
+  argv = ["run_classifier"]
+  for name, value in values.items():
+    if isinstance(value, bool):
+      argv.append("--%s%s" % ("" if value else "no", name))
+    else:
+      argv.append("--%s=%s" % (name, value))
+  private(argv)
+  return private
+
+
 LABELS = ["0", "1"]
 MAX_SEQ_LENGTH = 24
 
@@ -152,13 +185,13 @@ class TinyModel(object):
     self.eval_input_fn = classifier_data.input_fn_builder(self.record_file, False, MAX_SEQ_LENGTH)
     self.checkpoint = self.trainer.train(self.train_input_fn, self.train_steps, batch_size=16)
 
-  def new_trainer(self, output_dir=None, **kwargs):
+  def new_trainer(self, output_dir=None, model_fn=None, **kwargs):
     from bert.training import Trainer
     kwargs.setdefault("model_signature", self.signature)
     kwargs.setdefault("params", {"seed": 3})
     kwargs.setdefault("save_checkpoints_steps", 1000)
     kwargs.setdefault("log_every_n_steps", 1000)
-    return Trainer(self.model_fn, output_dir or self.output_dir, **kwargs)
+    return Trainer(model_fn or self.model_fn, output_dir or self.output_dir, **kwargs)
 
 
 @pytest.fixture(scope="session")
