@@ -144,6 +144,52 @@ def test_google_checkpoint_loads_through_init_from_checkpoint(tmp_path):
   np.testing.assert_allclose(actual, expected, atol=1e-6, rtol=0)
 
 
+def test_one_hot_embeddings_equal_gather():
+  with tf.Graph().as_default():
+    ids = tf1.placeholder(tf.int32, [None, None])
+    gathered = modeling.BertModel(config(), False, ids, scope="bert")
+    with tf1.variable_scope("", reuse=True):
+      one_hot = modeling.BertModel(config(), False, ids, use_one_hot_embeddings=True,
+                                   scope="bert")
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      a, b = session.run([gathered.get_sequence_output(), one_hot.get_sequence_output()],
+                         {ids: [[2, 22, 0, 3]]})
+  np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_init_checkpoint_with_layer_map_takes_the_mapped_layers(tmp_path):
+  from bert import checkpoint_init
+  from bert.errors import UsageError
+  prefix = str(tmp_path / "teacher.ckpt")
+  with tf.Graph().as_default():
+    build(config(num_hidden_layers=3))
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      tf1.train.Saver().save(session, prefix)
+  with tf.Graph().as_default():
+    build(config(num_hidden_layers=2))
+    assignment = checkpoint_init.init_from_checkpoint(str(tmp_path), layer_map=[0, 2])
+    assert len(assignment) == len(expected_variables())
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      values = {v.op.name: session.run(v) for v in tf1.global_variables()}
+  for student_layer, teacher_layer in ((0, 0), (1, 2)):
+    name = "bert/encoder/layer_%d/attention/self/query/kernel"
+    np.testing.assert_array_equal(values[name % student_layer],
+                                  tf.train.load_variable(prefix, name % teacher_layer))
+  np.testing.assert_array_equal(values["bert/embeddings/word_embeddings"],
+                                tf.train.load_variable(prefix, "bert/embeddings/word_embeddings"))
+  with tf.Graph().as_default():
+    build(config(num_hidden_layers=2))
+    with pytest.raises(UsageError, match="no layer 5"):
+      checkpoint_init.init_from_checkpoint(prefix, layer_map=[0, 5])
+  with tf.Graph().as_default():
+    build(config(hidden_size=24))
+    with pytest.raises(UsageError, match=r"variable bert/\S+ has shape \[12\], the model expects \[24\]"):
+      checkpoint_init.init_from_checkpoint(prefix)
+
+
 def test_config_from_dict_keeps_extra_keys_and_round_trips(tmp_path):
   released = dict(CONFIG, directionality="bidi", pooler_fc_size=768, pooler_num_attention_heads=12,
                   pooler_num_fc_layers=3, pooler_size_per_head=128, pooler_type="first_token_transform",
