@@ -17,6 +17,14 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
+
+def use_exact_float32():
+  """Turns TensorFloat-32 matmuls off: on Ampere+ GPUs they would break the 1e-5 comparisons
+  between graphs, paddings and the (CPU-only) subprocesses. No effect on CPU."""
+  import tensorflow as tf
+  tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Chinese characters (one token each after BERT's CJK splitting) and a few English words.
 CHARS = list("好差很不错太慢快吃饭菜送餐味道一般贵便宜香辣冷热服务态度外卖包装干净")
@@ -107,16 +115,28 @@ def write_feature_records(record_file, examples, label_list, vocab_file, max_seq
   return features
 
 
+def _entry_env(env=None):
+  full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT,
+                  CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+  full_env.update(env or {})
+  return full_env
+
+
+def start_entry(args, cwd=None, env=None):
+  """Starts `python args...` (see run_entry) without waiting: a subprocess.Popen with pipes."""
+  return subprocess.Popen([sys.executable] + [str(a) for a in args], cwd=cwd or REPO_ROOT,
+                          env=_entry_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+
+
 def run_entry(args, cwd=None, timeout=300, env=None):
   """Runs `python <script> args...` from the repo root with TF's C++ logging quiet.
 
   args: a list whose first item is the script (relative to the repo root) or `-c`.
+  Returns a CompletedProcess with text stdout and stderr.
   """
-  full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT,
-                  CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
-  full_env.update(env or {})
   return subprocess.run([sys.executable] + [str(a) for a in args], cwd=cwd or REPO_ROOT,
-                        env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        env=_entry_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                         universal_newlines=True, timeout=timeout)
 
 

@@ -13,6 +13,8 @@ from bert.errors import UsageError
 
 import conftest
 
+conftest.use_exact_float32()
+
 tf1 = tf.compat.v1
 
 

@@ -11,6 +11,8 @@ from bert import export
 
 import conftest
 
+conftest.use_exact_float32()
+
 # Loads each export with TF2's loader in a fresh process, runs its serving signature on the
 # inputs in inputs.npz and replays its warmup requests; writes result.json and outputs.npz.
 LOADER = r'''

@@ -9,6 +9,10 @@ import tensorflow as tf
 
 from bert import modeling
 
+import conftest
+
+conftest.use_exact_float32()
+
 tf1 = tf.compat.v1
 
 CONFIG = dict(vocab_size=23, hidden_size=12, num_hidden_layers=2, num_attention_heads=3,

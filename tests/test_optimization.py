@@ -6,6 +6,10 @@ import tensorflow as tf
 
 from bert import optimization
 
+import conftest
+
+conftest.use_exact_float32()
+
 tf1 = tf.compat.v1
 
 

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -73,14 +71,6 @@ def test_train_eval_predict_export(setup):
       open(os.path.join(output_dir, "checkpoint")).readline().split('"')[1]) == "model.ckpt-18"
 
 
-def _start(args):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=conftest.REPO_ROOT,
-             CUDA_VISIBLE_DEVICES="")
-  return subprocess.Popen([sys.executable] + args, cwd=conftest.REPO_ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
-
-
 def test_bad_flags_exit_1_with_one_line_error(setup, tmp_path):
   missing_data = str(tmp_path / "no_data")
   os.makedirs(missing_data)
@@ -91,7 +81,7 @@ def test_bad_flags_exit_1_with_one_line_error(setup, tmp_path):
        ["train.csv", "not found"]),
   ]
   # Both at once: each process spends most of its time importing TensorFlow.
-  procs = [_start(args) for args, _ in cases]
+  procs = [conftest.start_entry(args) for args, _ in cases]
   for proc, (_, words) in zip(procs, cases):
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 1, stderr[-3000:]

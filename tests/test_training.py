@@ -14,6 +14,8 @@ from bert.training import Trainer
 
 import conftest
 
+conftest.use_exact_float32()
+
 
 def read_results(path):
   results = {}
