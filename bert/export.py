@@ -15,17 +15,12 @@ import tensorflow as tf
 
 from bert import classifier
 from bert.errors import UsageError
+from bert.export_layout import (INFO_FILE, INPUT_NAMES, SERVE_TAG, SIGNATURE_KEY,  # noqa: F401
+                                TEMP_PREFIX, WARMUP_FILE, numeric_versions, read_export_info,
+                                resolve_version_dir)
 from bert.training import check_shapes_match, log
 
 tf1 = tf.compat.v1
-
-SERVE_TAG = "serve"
-SIGNATURE_KEY = "serving_default"
-INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
-INFO_FILE = "bert_export.json"
-WARMUP_FILE = "tf_serving_warmup_requests"
-TEMP_PREFIX = ".tmp-"
-
 
 def check_writable(export_dir):
   """Fails early, before any training, when export_dir cannot be written."""
@@ -37,40 +32,6 @@ def check_writable(export_dir):
     os.remove(probe)
   except OSError as e:
     raise UsageError("--export_dir %s: not writable (%s)" % (export_dir, e.strerror or e))
-
-
-def numeric_versions(base_dir):
-  """Version numbers of complete exports under base_dir, newest first."""
-  if not os.path.isdir(base_dir):
-    return []
-  versions = [int(d) for d in os.listdir(base_dir)
-              if d.isdigit() and os.path.isfile(os.path.join(base_dir, d, "saved_model.pb"))]
-  return sorted(versions, reverse=True)
-
-
-def resolve_version_dir(path, flag="--teacher_model"):
-  """A SavedModel version dir for a version dir or a base dir (then its newest numeric version)."""
-  if os.path.isfile(os.path.join(path, "saved_model.pb")):
-    return path
-  if not os.path.isdir(path):
-    raise UsageError("%s %s: not found" % (flag, path))
-  versions = numeric_versions(path)
-  if not versions:
-    raise UsageError("%s %s: not a SavedModel (no saved_model.pb) and no numeric version "
-                     "directory holding one" % (flag, path))
-  return os.path.join(path, str(versions[0]))
-
-
-def read_export_info(version_dir, flag="--teacher_model"):
-  """The settings an export recorded: labels, vocab, lower-casing, max_seq_length, bert_config."""
-  path = os.path.join(version_dir, "assets.extra", INFO_FILE)
-  if not os.path.isfile(path):
-    raise UsageError("%s %s: no assets.extra/%s (not exported by this toolkit)" %
-                     (flag, version_dir, INFO_FILE))
-  with open(path, encoding="utf-8") as f:
-    info = json.load(f)
-  info["vocab_file"] = os.path.join(version_dir, "assets", "vocab.txt")
-  return info
 
 
 def build_serving_graph(bert_config, num_labels, temperature=1.0):

@@ -7,7 +7,7 @@ and label list (assets.extra/bert_export.json), so text is tokenized exactly as 
 import numpy as np
 import tensorflow as tf
 
-from bert import classifier_data, export, tokenization
+from bert import export_layout, features, tokenization
 
 tf1 = tf.compat.v1
 
@@ -16,8 +16,8 @@ class ExportedClassifier(object):
   """A loaded SavedModel version plus its tokenizer and recorded settings."""
 
   def __init__(self, path, flag="--export_dir"):
-    self.version_dir = export.resolve_version_dir(path, flag=flag)
-    self.info = export.read_export_info(self.version_dir, flag=flag)
+    self.version_dir = export_layout.resolve_version_dir(path, flag=flag)
+    self.info = export_layout.read_export_info(self.version_dir, flag=flag)
     self.labels = list(self.info["labels"])
     self.max_seq_length = int(self.info["max_seq_length"])
     self.tokenizer = tokenization.FullTokenizer(self.info["vocab_file"],
@@ -25,8 +25,9 @@ class ExportedClassifier(object):
     self.graph = tf.Graph()
     self.session = tf1.Session(graph=self.graph)
     with self.graph.as_default():
-      meta_graph = tf1.saved_model.loader.load(self.session, [export.SERVE_TAG], self.version_dir)
-    signature = meta_graph.signature_def[export.SIGNATURE_KEY]
+      meta_graph = tf1.saved_model.loader.load(self.session, [export_layout.SERVE_TAG],
+                                               self.version_dir)
+    signature = meta_graph.signature_def[export_layout.SIGNATURE_KEY]
     self.inputs = {name: info.name for name, info in signature.inputs.items()}
     self.outputs = {name: info.name for name, info in signature.outputs.items()}
 
@@ -37,17 +38,10 @@ class ExportedClassifier(object):
       {input_ids, input_mask, segment_ids}: int32 [len(texts), longest].
     """
     pairs = text_pairs or [None] * len(texts)
-    features = [classifier_data.convert_single_example(
-        classifier_data.InputExample(str(i), text, pair), {}, self.max_seq_length, self.tokenizer)
-                for i, (text, pair) in enumerate(zip(texts, pairs))]
-    longest = max(len(f.input_ids) for f in features)
-    batch = {name: np.zeros([len(features), longest], np.int32) for name in export.INPUT_NAMES}
-    for row, feature in enumerate(features):
-      length = len(feature.input_ids)
-      batch["input_ids"][row, :length] = feature.input_ids
-      batch["segment_ids"][row, :length] = feature.segment_ids
-      batch["input_mask"][row, :length] = 1
-    return batch
+    return features.pad_features([
+        features.convert_single_example(features.InputExample(str(i), text, pair), {},
+                                        self.max_seq_length, self.tokenizer)
+        for i, (text, pair) in enumerate(zip(texts, pairs))])
 
   def run(self, batch):
     """Runs the serving signature on encoded inputs; returns {output name: array}."""

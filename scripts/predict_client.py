@@ -32,12 +32,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from bert import tokenization  # noqa: E402  (pure Python: no TensorFlow import)
+from bert import export_layout, features, tokenization  # noqa: E402  (no TensorFlow import)
 from bert.errors import UsageError  # noqa: E402
 
-SIGNATURE_NAME = "serving_default"
-INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
-INFO_FILE = "bert_export.json"
+SIGNATURE_NAME = export_layout.SIGNATURE_KEY
+INPUT_NAMES = features.INPUT_NAMES
 PAIR_TASKS = frozenset(["mrpc", "mnli", "xnli"])
 
 
@@ -50,31 +49,17 @@ class ServingError(RuntimeError):
 
 def resolve_version_dir(path):
     """A version directory for a version dir or an export base dir (its newest numeric version)."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    if not os.path.isdir(path):
-        raise UsageError("--export_dir %s: not found" % path)
-    versions = sorted((int(d) for d in os.listdir(path)
-                       if d.isdigit() and os.path.isfile(os.path.join(path, d, "saved_model.pb"))),
-                      reverse=True)
-    if not versions:
-        raise UsageError("--export_dir %s: no saved_model.pb and no numeric version directory "
-                         "holding one" % path)
-    return os.path.join(path, str(versions[0]))
+    return export_layout.resolve_version_dir(path, flag="--export_dir")
 
 
 def load_export_settings(version_dir):
     """What the client needs from an export: labels, vocab_file, do_lower_case, max_seq_length,
     version, task_name and pairs (whether the task takes text pairs)."""
-    info_path = os.path.join(version_dir, "assets.extra", INFO_FILE)
-    vocab_file = os.path.join(version_dir, "assets", "vocab.txt")
-    if not os.path.isfile(info_path):
-        raise UsageError("--export_dir %s: no assets.extra/%s (not exported by this toolkit)" %
-                         (version_dir, INFO_FILE))
+    info = export_layout.read_export_info(version_dir, flag="--export_dir")
+    info_path = os.path.join(version_dir, "assets.extra", export_layout.INFO_FILE)
+    vocab_file = info["vocab_file"]
     if not os.path.isfile(vocab_file):
         raise UsageError("--export_dir %s: no assets/vocab.txt" % version_dir)
-    with open(info_path, encoding="utf-8") as f:
-        info = json.load(f)
     missing = [k for k in ("labels", "do_lower_case", "max_seq_length") if k not in info]
     if missing:
         raise UsageError("%s: missing %s" % (info_path, ", ".join(missing)))
@@ -110,28 +95,10 @@ def split_pair(line, pairs):
 
 
 def encode_one(text, tokenizer, max_seq_length):
-    """Token ids and segment ids of one text or (text_a, text_b), as in training
-    (bert.classifier_data.convert_single_example): returns (input_ids, segment_ids, truncated)."""
-    if isinstance(text, (tuple, list)):
-        text_a, text_b = text
-    else:
-        text_a, text_b = text, None
-    tokens_a = tokenizer.tokenize(text_a)
-    tokens_b = tokenizer.tokenize(text_b) if text_b else []
-    truncated = False
-    if tokens_b:
-        while len(tokens_a) + len(tokens_b) > max_seq_length - 3:
-            longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-            longer.pop()
-            truncated = True
-    elif len(tokens_a) > max_seq_length - 2:
-        tokens_a, truncated = tokens_a[:max_seq_length - 2], True
-    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
-    segment_ids = [0] * len(tokens)
-    if tokens_b:
-        tokens += tokens_b + ["[SEP]"]
-        segment_ids += [1] * (len(tokens_b) + 1)
-    return tokenizer.convert_tokens_to_ids(tokens), segment_ids, truncated
+    """The features of one text or (text_a, text_b), exactly as in training."""
+    text_a, text_b = text if isinstance(text, (tuple, list)) else (text, None)
+    return features.convert_single_example(features.InputExample("client", text_a, text_b), {},
+                                           max_seq_length, tokenizer)
 
 
 def encode_texts(texts, tokenizer, max_seq_length):
@@ -143,13 +110,8 @@ def encode_texts(texts, tokenizer, max_seq_length):
     if not texts:
         raise UsageError("no text to encode")
     rows = [encode_one(text, tokenizer, max_seq_length) for text in texts]
-    length = max(len(ids) for ids, _, _ in rows)
-    batch = {name: np.zeros([len(rows), length], dtype=np.int32) for name in INPUT_NAMES}
-    for i, (ids, segments, _) in enumerate(rows):
-        batch["input_ids"][i, :len(ids)] = ids
-        batch["input_mask"][i, :len(ids)] = 1
-        batch["segment_ids"][i, :len(ids)] = segments
-    batch["truncated"] = np.array([t for _, _, t in rows], dtype=bool)
+    batch = features.pad_features(rows)
+    batch["truncated"] = np.array([row.truncated for row in rows], dtype=bool)
     return batch
 
 
