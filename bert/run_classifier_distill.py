@@ -68,10 +68,13 @@ class DistillRun(classifier_run.ClassifierRun):
     return output, info
 
   def train_features(self):
-    # The teacher's dev accuracy is checked before any training step.
-    _, dev_info = self.teacher_features("dev")
-    distillation.warn_if_weak(dev_info["teacher_accuracy"], self.teacher.version_dir)
-    if self.flags.teacher_logits == "cached":
+    # The teacher's accuracy is checked before any training step: on the dev split, or on the
+    # training split when there is no dev file (--do_train alone does not need one).
+    fv = self.flags
+    split = "dev" if os.path.isfile(self.processor.data_file(fv.data_dir, "dev")) else "train"
+    _, check_info = self.teacher_features(split)
+    distillation.warn_if_weak(check_info["teacher_accuracy"], self.teacher.version_dir, split)
+    if fv.teacher_logits == "cached":
       return self.teacher_features("train")
     return self.features("train")
 
