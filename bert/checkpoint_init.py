@@ -87,14 +87,23 @@ def assignment_map(checkpoint, variables, layer_map=None):
   return assignment, skipped
 
 
-def init_from_checkpoint(init_checkpoint, layer_map=None, variables=None):
-  """Makes the variables' initialisers read from init_checkpoint (applied on a fresh start only)."""
+def check_init_checkpoint(init_checkpoint, variables, layer_map=None):
+  """Resolves init_checkpoint and checks it can initialise `variables` (names, shapes, layers).
+
+  Returns (checkpoint prefix, {checkpoint name: variable}, names of variables not in it).
+  """
   checkpoint = resolve_checkpoint(init_checkpoint)
-  variables = variables if variables is not None else tf1.trainable_variables()
   assignment, skipped = assignment_map(checkpoint, variables, layer_map)
   if not assignment:
     raise UsageError("--init_checkpoint %s: shares no variable with the model (expected Google "
-                         "BERT names such as bert/embeddings/word_embeddings)" % init_checkpoint)
+                     "BERT names such as bert/embeddings/word_embeddings)" % init_checkpoint)
+  return checkpoint, assignment, skipped
+
+
+def init_from_checkpoint(init_checkpoint, layer_map=None, variables=None):
+  """Makes the variables' initialisers read from init_checkpoint (applied on a fresh start only)."""
+  variables = variables if variables is not None else tf1.trainable_variables()
+  checkpoint, assignment, skipped = check_init_checkpoint(init_checkpoint, variables, layer_map)
   tf1.train.init_from_checkpoint(checkpoint, {src: var for src, var in assignment.items()})
   log("Initialised %d of %d variables from %s%s" %
     (len(assignment), len(variables), checkpoint,

@@ -33,7 +33,8 @@ def read_lines(path):
     try:
       text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-      raise UsageError("%s:%d: not valid UTF-8 (byte %d)" % (path, number, e.start))
+      raise UsageError("%s:%d: not valid UTF-8 at byte %d of the line (expected a UTF-8 text "
+                       "file)" % (path, number, e.start + 1))
     yield number, text.lstrip("\ufeff") if number == 1 else text
 
 
@@ -110,7 +111,8 @@ class EmotionProcessor(DataProcessor):
         else:
           raise UsageError("%s: expected 'text&label', got %r" % (source, _clip(line)))
       if not text.strip():
-        raise UsageError("%s: empty text" % source)
+        raise UsageError("%s: empty text (expected 'text&label' with text before the '&')" %
+                         source)
       yield InputExample("%s-%d" % (split, number), text.strip(), None, label, source)
 
 
@@ -174,7 +176,8 @@ class CsvProcessor(DataProcessor):
       label = self._cell(row, self.label_column, columns, source, required=split != "test")
       label = label or None  # an empty cell is no label: allowed in test files, an error elsewhere
       if not text_a.strip():
-        raise UsageError("%s: empty text" % source)
+        raise UsageError("%s: empty text in column %s (expected some text)" %
+                         (source, self.text_column))
       yield InputExample("%s-%d" % (split, number), text_a, text_b, label, source)
 
   def _cell(self, row, column, columns, source, required=True):
@@ -340,13 +343,21 @@ def write_records(record_file, examples_iter, fingerprint, stats):
   tf.io.gfile.makedirs(directory)
   temp_file = record_file + ".tmp-%d" % os.getpid()
   count = 0
-  with tf.io.TFRecordWriter(temp_file) as writer:
-    for example in examples_iter:
-      writer.write(example.SerializeToString())
-      count += 1
-  info = dict(stats, num_examples=count, fingerprint=fingerprint)
-  with open(temp_file + ".json", "w", encoding="utf-8") as f:
-    json.dump(info, f, indent=1, ensure_ascii=False)
+  try:
+    with tf.io.TFRecordWriter(temp_file) as writer:
+      for example in examples_iter:
+        writer.write(example.SerializeToString())
+        count += 1
+    info = dict(stats, num_examples=count, fingerprint=fingerprint)
+    with open(temp_file + ".json", "w", encoding="utf-8") as f:
+      json.dump(info, f, indent=1, ensure_ascii=False)
+  except BaseException:
+    # A failure part-way (a bad example, a full disk) leaves neither a partial record file nor
+    # a changed cache: the previous record_file, if any, is untouched.
+    for path in (temp_file, temp_file + ".json"):
+      if os.path.exists(path):
+        os.remove(path)
+    raise
   os.replace(temp_file, record_file)
   os.replace(temp_file + ".json", record_file + ".json")
   return info

@@ -10,6 +10,7 @@ import os
 
 from absl import flags
 import numpy as np
+import tensorflow as tf
 
 from bert import checkpoint_init, classifier, classifier_data, export, modeling, tokenization
 from bert.errors import UsageError
@@ -224,6 +225,8 @@ class ClassifierRun(object):
       raise UsageError("--output_dir %s: no checkpoint to %s (train first with --do_train)" %
                        (fv.output_dir, "evaluate" if fv.do_eval else
                         "predict with" if fv.do_predict else "export"))
+    if fv.do_train and fv.init_checkpoint:
+      self.check_init_checkpoint()
     if self.flags.do_train:
       self.train()
     if self.flags.do_eval:
@@ -232,6 +235,15 @@ class ClassifierRun(object):
       self.predict()
     if self.flags.do_export:
       self.export()
+
+  def check_init_checkpoint(self):
+    """--init_checkpoint against this model's variables (names, shapes, --init_layer_map), in a
+    throwaway graph: the training graph would find a mismatch only after building features."""
+    with tf.Graph().as_default():
+      ids = tf.compat.v1.placeholder(tf.int32, [None, None])
+      classifier.classifier_logits(self.bert_config, False, ids, ids, ids, len(self.label_list))
+      checkpoint_init.check_init_checkpoint(self.flags.init_checkpoint,
+                                            tf.compat.v1.trainable_variables(), self.layer_map)
 
   def train(self):
     fv = self.flags

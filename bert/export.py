@@ -30,8 +30,10 @@ def check_writable(export_dir):
     with open(probe, "w") as f:
       f.write("")
     os.remove(probe)
-  except OSError as e:
-    raise UsageError("--export_dir %s: not writable (%s)" % (export_dir, e.strerror or e))
+  except (OSError, tf.errors.OpError) as e:  # gfile raises OpError (e.g. a parent is a file)
+    reason = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+    raise UsageError("--export_dir %s: not writable (%s); expected a directory this process "
+                     "can create files in" % (export_dir, " ".join(str(reason).split())))
 
 
 def build_serving_graph(bert_config, num_labels, temperature=1.0):

@@ -31,8 +31,11 @@ def resolve_version_dir(path, flag="--teacher_model"):
   """A SavedModel version dir for a version dir or a base dir (then its newest numeric version)."""
   if os.path.isfile(os.path.join(path, "saved_model.pb")):
     return path
-  if not os.path.isdir(path):
+  if not os.path.exists(path):
     raise UsageError("%s %s: not found" % (flag, path))
+  if not os.path.isdir(path):
+    raise UsageError("%s %s: is a file, not a SavedModel (expected a version directory holding "
+                     "saved_model.pb, or a base directory of numeric versions)" % (flag, path))
   versions = numeric_versions(path)
   if not versions:
     raise UsageError("%s %s: not a SavedModel (no saved_model.pb) and no numeric version "

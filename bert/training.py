@@ -15,7 +15,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bert.errors import TrainingError, UsageError
+from bert.errors import TrainingError, UsageError, one_line_message
 
 tf1 = tf.compat.v1
 
@@ -79,6 +79,25 @@ def check_shapes_match(checkpoint, assignment, what="checkpoint"):
                        (what, checkpoint, name, list(shapes[name]), expected))
 
 
+def _differences(recorded, current, prefix=""):
+  """['bert_config.num_hidden_layers: 2 recorded, 1 now', ...]: differing keys, dotted if nested."""
+  found = []
+  for key in sorted(set(recorded) | set(current)):
+    a, b = recorded.get(key), current.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      found.extend(_differences(a, b, "%s%s." % (prefix, key)))
+    elif a != b:
+      found.append("%s%s: %s recorded, %s now" % (prefix, key, a, b))
+  return found
+
+
+def all_finite(variables):
+  """A bool op: every floating-point variable holds only finite values."""
+  checks = [tf.reduce_all(tf.math.is_finite(v)) for v in variables
+            if v.dtype.base_dtype.is_floating]
+  return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
 def session_config(use_xla=False):
   config = tf1.ConfigProto(allow_soft_placement=True)
   config.gpu_options.allow_growth = True
@@ -117,14 +136,11 @@ class Trainer(object):
       with open(path, encoding="utf-8") as f:
         recorded = json.load(f)
       if recorded != self.model_signature:
-        diff = sorted(k for k in set(recorded) | set(self.model_signature)
-                      if recorded.get(k) != self.model_signature.get(k))
         raise UsageError(
-            "--output_dir %s: holds checkpoints of a different model (%s differ: %s); use a new "
-            "--output_dir" % (self.output_dir, ", ".join(diff),
-                              "; ".join("%s %s vs %s" % (k, recorded.get(k),
-                                                           self.model_signature.get(k))
-                                        for k in diff)))
+            "--output_dir %s: holds checkpoints of a different model (%s in its %s); refusing to "
+            "use them: give a new --output_dir or the matching settings" %
+            (self.output_dir, "; ".join(_differences(recorded, self.model_signature)),
+             SIGNATURE_FILE))
     elif write:
       tf.io.gfile.makedirs(self.output_dir)
       with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -156,9 +172,11 @@ class Trainer(object):
       saver = tf1.train.Saver(max_to_keep=self.keep_checkpoint_max, save_relative_paths=True)
       init = tf1.global_variables_initializer()
       local_init = tf1.group(tf1.local_variables_initializer(), tf1.tables_initializer())
+      finite = all_finite(tf1.global_variables())
       writer = tf1.summary.FileWriter(self.output_dir, graph=graph)
       graph.finalize()
-    with tf1.Session(graph=graph, config=session_config(self.use_xla)) as session:
+    # The writer is closed however training ends: done, nothing to do, or an error.
+    with tf1.Session(graph=graph, config=session_config(self.use_xla)) as session, writer:
       latest = self.latest_checkpoint()
       session.run(local_init)
       if latest:
@@ -202,22 +220,37 @@ class Trainer(object):
               (step, max_steps, loss, extras, rate, format_seconds(eta)))
           window_start, window_examples = now, 0
         if step % self.save_checkpoints_steps == 0 and step < max_steps:
-          last_saved = self._save(session, saver, step, last_saved)
+          last_saved = self._save(session, saver, step, last_saved, finite)
           saved_step = step
       if saved_step != step:
-        last_saved = self._save(session, saver, step, last_saved)
-    writer.close()
+        last_saved = self._save(session, saver, step, last_saved, finite)
     log("Trained to step %d in %s" % (step, format_seconds(time.time() - started)))
     return last_saved
 
-  def _save(self, session, saver, step, previous):
+  def _save(self, session, saver, step, previous, finite=None):
+    """Saves model.ckpt-<step>, unless a weight or optimizer slot is NaN or Inf (finite: bool op).
+
+    A step's loss is computed before its update: a finite loss does not prove the updated state
+    finite, and a non-finite state must not become the latest checkpoint.
+    """
+    if finite is not None and not session.run(finite):
+      raise TrainingError(
+          "weights are not finite after step %d; training stopped without saving: the last good "
+          "checkpoint %s is kept" % (step, previous or "(none)"))
     prefix = os.path.join(self.output_dir, "model.ckpt")
     try:
       path = saver.save(session, prefix, global_step=step, write_meta_graph=False)
     except (tf.errors.OpError, OSError) as e:
-      message = getattr(e, "message", None) or str(e)
+      # What the failed save wrote (a partial data file on a full disk) goes: the checkpoint
+      # state never named it, and the previous checkpoint stays the latest.
+      try:
+        for path in tf.io.gfile.glob("%s-%d.*" % (prefix, step)):
+          if not tf.io.gfile.isdir(path):
+            tf.io.gfile.remove(path)
+      except (tf.errors.OpError, OSError):
+        pass  # best effort: the error below is what matters
       raise TrainingError("cannot write checkpoint %s-%d (%s); the previous checkpoint %s is kept" %
-                          (prefix, step, " ".join(message.split())[:200], previous or "(none)"))
+                          (prefix, step, one_line_message(e)[:300], previous or "(none)"))
     log("Saved checkpoint %s" % path)
     return path
 
