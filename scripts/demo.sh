@@ -9,7 +9,7 @@
 #   DEMO_TEACHER_CONFIG=model/bert_config.json        teacher size (vocab_size is filled in)
 #   DEMO_STUDENT_CONFIG=model/bert_config_student.json
 #   DEMO_MAX_EXAMPLES_PER_CLASS=0                     cap on the data (0 = all reviews)
-#   DEMO_MAX_SEQ_LENGTH=128  DEMO_TEMPERATURE=4  DEMO_ALPHA=0.7  DEMO_TEACHER_LOGITS=online
+#   DEMO_MAX_SEQ_LENGTH=64  DEMO_TEMPERATURE=4  DEMO_ALPHA=0.7  DEMO_TEACHER_LOGITS=cached
 #   DEMO_OUTPUT_DIR=output/demo  DEMO_DATA_DIR=data/demo  DEMO_EXPORT_DIR=export/demo
 # A run starts its models afresh: it deletes the previous demo's checkpoints and exports.
 set -euo pipefail
@@ -23,7 +23,8 @@ TEACHER_CONFIG=${DEMO_TEACHER_CONFIG:-model/bert_config.json}
 STUDENT_CONFIG=${DEMO_STUDENT_CONFIG:-model/bert_config_student.json}
 TEACHER_EPOCHS=${DEMO_TEACHER_EPOCHS:-2}
 STUDENT_EPOCHS=${DEMO_STUDENT_EPOCHS:-2}
-MAX_SEQ_LENGTH=${DEMO_MAX_SEQ_LENGTH:-128}
+# 64 tokens keeps most of each review (median 46 characters) at about twice the speed of 128.
+MAX_SEQ_LENGTH=${DEMO_MAX_SEQ_LENGTH:-64}
 STARTED=$SECONDS
 
 step() { printf '\n==> [%s/6] %s (%ds elapsed)\n' "$1" "$2" "$((SECONDS - STARTED))"; }
@@ -54,7 +55,7 @@ COMMON=(--eval_batch_size=64 --log_every_n_steps=100 --save_checkpoints_steps=50
 
 step 3 "Training the teacher ($TEACHER_EPOCHS epochs) and exporting it to $EXPORTS/teacher"
 BERT_CONFIG="$OUT/teacher_config.json" OUTPUT_DIR="$OUT/teacher" EXPORT_DIR="$EXPORTS/teacher" \
-  LEARNING_RATE=${DEMO_TEACHER_LEARNING_RATE:-3e-4} NUM_TRAIN_EPOCHS=$TEACHER_EPOCHS \
+  LEARNING_RATE=${DEMO_TEACHER_LEARNING_RATE:-2e-4} NUM_TRAIN_EPOCHS=$TEACHER_EPOCHS \
   bash scripts/train_teacher_model.sh "${COMMON[@]}"
 
 step 4 "Training the student alone ($STUDENT_EPOCHS epochs, the baseline)"
@@ -67,7 +68,7 @@ BERT_CONFIG="$OUT/student_config.json" OUTPUT_DIR="$OUT/student_distilled" \
   EXPORT_DIR="$EXPORTS/student" TEACHER_MODEL="$EXPORTS/teacher" \
   LEARNING_RATE=${DEMO_STUDENT_LEARNING_RATE:-5e-4} NUM_TRAIN_EPOCHS=$STUDENT_EPOCHS \
   TEMPERATURE=${DEMO_TEMPERATURE:-4} ALPHA=${DEMO_ALPHA:-0.7} \
-  TEACHER_LOGITS=${DEMO_TEACHER_LOGITS:-online} bash scripts/distill.sh "${COMMON[@]}"
+  TEACHER_LOGITS=${DEMO_TEACHER_LOGITS:-cached} bash scripts/distill.sh "${COMMON[@]}"
 
 step 6 "Evaluating the three exports on dev and test"
 python scripts/demo_report.py --data_dir "$DATA" --output "$OUT/results.md" \
