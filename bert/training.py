@@ -7,6 +7,7 @@ checkpoint keep working.
 """
 
 import collections
+import contextlib
 import json
 import math
 import os
@@ -44,6 +45,8 @@ class ModelSpec(collections.namedtuple("ModelSpec", [
 
 
 SIGNATURE_FILE = "model_signature.json"
+# Graphs larger than this are not written to the TensorBoard events file.
+MAX_SUMMARY_GRAPH_BYTES = 16 << 20
 
 
 def log(message):
@@ -157,7 +160,21 @@ class Trainer(object):
     iterator = tf1.data.make_one_shot_iterator(dataset)
     features, labels = iterator.get_next()
     tf1.train.get_or_create_global_step()
-    return self.model_fn(features, labels, mode, dict(self.params, batch_size=batch_size))
+    with self._jit_scope(mode):
+      return self.model_fn(features, labels, mode, dict(self.params, batch_size=batch_size))
+
+  def _jit_scope(self, mode):
+    """With use_xla, marks the training step's ops for XLA compilation.
+
+    session_config's global_jit_level clusters nothing on CPU unless TF_XLA_FLAGS holds
+    --tf_xla_cpu_global_jit when the process first reads its flags; the scope works on any
+    device. Variable initializers stay uncompiled (run once). Eval and predict are left to
+    global_jit_level: they pad each batch to its own length, and each new shape would recompile.
+    """
+    if not (self.use_xla and mode == ModeKeys.TRAIN):
+      return contextlib.nullcontext()
+    return tf1.xla.experimental.jit_scope(
+        compile_ops=lambda node_def: "/Initializer/" not in node_def.name)
 
   # -- train -----------------------------------------------------------------------------------
 
@@ -173,7 +190,10 @@ class Trainer(object):
       init = tf1.global_variables_initializer()
       local_init = tf1.group(tf1.local_variables_initializer(), tf1.tables_initializer())
       finite = all_finite(tf1.global_variables())
-      writer = tf1.summary.FileWriter(self.output_dir, graph=graph)
+      # A distillation graph holds the whole teacher as constants: keep it out of the events file.
+      graph_def = graph.as_graph_def()
+      writer = tf1.summary.FileWriter(
+          self.output_dir, graph=graph if graph_def.ByteSize() < MAX_SUMMARY_GRAPH_BYTES else None)
       graph.finalize()
     # The writer is closed however training ends: done, nothing to do, or an error.
     with tf1.Session(graph=graph, config=session_config(self.use_xla)) as session, writer:
