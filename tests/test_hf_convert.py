@@ -18,6 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+
+from conftest import load_script
 import tensorflow as tf
 from safetensors.numpy import load_file, save_file
 
@@ -414,10 +416,7 @@ def _cli(*args):
 
 
 def _load_cli_module():
-    spec = importlib.util.spec_from_file_location("convert_hf_checkpoint", CLI)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("convert_hf_checkpoint")
 
 
 def test_cli(tmp_path, capsys):

@@ -7,7 +7,6 @@ serve.sh is checked through --dry-run and its error paths.
 """
 
 import http.server
-import importlib.util
 import io
 import json
 import os
@@ -24,6 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+
+from conftest import load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
@@ -43,14 +44,7 @@ TEXTS = ["味道很好", "送餐太慢了", "Very GOOD food!", "菜 bad,slow", "
          "味道" * 15, "X"]
 
 
-def _load_client():
-  spec = importlib.util.spec_from_file_location("predict_client", CLIENT_PY)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-client = _load_client()
+client = load_script("predict_client")
 
 
 def _review_lines(count, seed):
