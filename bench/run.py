@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Performance benchmark: GEMM peak, training throughput, serving latency, peak memory.
 
-    python bench/run.py [--quick] [--output output/bench/perf.md]
+    python bench/run.py [--quick | --all] [--output output/bench/perf.md]
 
 Every measurement runs in its own subprocess (`--worker ...`), which reports its results and its
 own peak resident memory (ru_maxrss). The parent only prepares the shared inputs (a character
@@ -421,6 +421,25 @@ def run_worker(kind, spec, env_extra=None, timeout=900):
   return result
 
 
+def cpu_description():
+  """CPU model and whether it has bf16/fp16 matmul instructions (else TF converts to fp32)."""
+  model, flags = platform.processor() or platform.machine(), set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+          model = value.strip()
+        elif key.strip() == "flags":
+          flags = set(value.split())
+  except OSError:
+    return model
+  bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+  return "%s (%s; bf16 instructions: %s)" % (
+      model, "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else
+      "no AVX2", ", ".join(bf16) or "none")
+
+
 def load_average():
   try:
     return os.getloadavg()
@@ -491,7 +510,7 @@ def train_spec(prepared, workdir, model, padding, precision, xla, quick):
           "warmup": 3, "warmup_max": 40, "warmup_seconds": 25 if student else 40,
           "steps": 2000, "min_steps": 8 if student else 3,
           "window_min_steps": 4 if student else 2, "window_seconds": 1.0 if student else 2.0,
-          "seconds": (1.5 if student else 3.0) if quick else (2.5 if student else 5.0),
+          "seconds": (1.5 if student else 3.0) if quick else (2.0 if student else 4.0),
           "gemm_n": 2048, "gemm_repeats": 2 if target else 1,
           "gemm_interleave": ["fp32"] + ([precision] if precision != "fp32" else [])}
   return spec
@@ -502,14 +521,22 @@ def main(argv=None):
   parser.add_argument("--quick", action="store_true",
                       help="fp32 training without XLA, fewer GEMM and serving repeats "
                       "(about 2 minutes on an idle 2-core machine)")
+  parser.add_argument("--all", action="store_true",
+                      help="also bf16 and fp16 with XLA at dynamic padding (about 5 minutes "
+                      "more: XLA compiles each length bucket)")
   parser.add_argument("--output", default=os.path.join("output", "bench", "perf.md"))
   parser.add_argument("--workdir", default=None, help="keep the prepared inputs here")
   parser.add_argument("--data", default=SHARED_DATA, help="waimai train.csv")
+  parser.add_argument("--render", default=None,
+                      help="only rewrite the report from a previous run's .json")
   parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
   parser.add_argument("--spec", default=None, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.worker:
     return worker_main(args.worker, args.spec)
+  if args.render:
+    with open(args.render, encoding="utf-8") as f:
+      return write_report(json.load(f), args.output)
 
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   begun = time.time()
@@ -543,8 +570,11 @@ def main(argv=None):
     # -- training -------------------------------------------------------------------------------
     precisions = ("fp32",) if quick else PRECISIONS
     xla_modes = ("off",) if quick else ("off", "scope")
+    # XLA compiles every length bucket of dynamic padding (tens of seconds each on 2 cores):
+    # only fp32 runs that way unless --all.
     combos = [(m, pad, prec, xla) for m in ("teacher", "student") for prec in precisions
-              for xla in xla_modes for pad in ("fixed", "dynamic")]
+              for xla in xla_modes for pad in ("fixed", "dynamic")
+              if args.all or not (xla != "off" and pad == "dynamic" and prec != "fp32")]
     if not quick:
       # XLA through TF_XLA_FLAGS instead of --use_xla's jit_scope, for comparison.
       combos.append(("teacher", "fixed", "fp32", "global"))
@@ -580,11 +610,11 @@ def main(argv=None):
     log("Serving ...")
     shapes = [(b, n) for n in SERVE_LENGTHS for b in SERVE_BATCHES]
     serve_spec = {"shapes": shapes, "vocab_size": prepared["vocab_size"], "warmup": 3,
-                  "min_requests": 20 if quick else 30, "max_requests": 300,
-                  "seconds": 0.5 if quick else 2.0}
+                  "min_requests": 12 if quick else 20, "max_requests": 300,
+                  "seconds": 0.3 if quick else 1.0}
     both = [[name, prepared["exports"][name]] for name in ("teacher", "student")]
     serving = [run_worker("serve", dict(serve_spec, models=both, profile=[8, 128],
-                                        profile_runs=10 if quick else 25))]
+                                        profile_runs=8 if quick else 15))]
     serve_memory = {}
     if quick:
       serve_memory["both"] = serving[0].get("maxrss_mib", float("nan"))
@@ -600,13 +630,27 @@ def main(argv=None):
       shutil.rmtree(workdir, ignore_errors=True)
 
   notes.append("Phases: %s." % ", ".join("%s %.0f s" % kv for kv in phases.items()))
-  report = format_report(quick, prepared, gemm_runs, combos, runs, serving, serve_memory, notes,
-                         load_before, load_average(), time.time() - begun)
-  print(report)
+  data = {"quick": quick, "prepared": prepared, "gemm_runs": gemm_runs,
+          "combos": [list(c) for c in combos],
+          "runs": [[list(c), results] for c, results in runs.items()], "serving": serving,
+          "serve_memory": serve_memory, "notes": notes, "load_before": load_before,
+          "load_after": load_average(), "elapsed": time.time() - begun}
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-  with open(args.output, "w", encoding="utf-8") as f:
+  with open(os.path.splitext(args.output)[0] + ".json", "w", encoding="utf-8") as f:
+    json.dump(data, f, indent=1)
+  return write_report(data, args.output)
+
+
+def write_report(data, output):
+  report = format_report(
+      data["quick"], data["prepared"], data["gemm_runs"], [tuple(c) for c in data["combos"]],
+      {tuple(c): results for c, results in data["runs"]}, data["serving"],
+      data["serve_memory"], data["notes"], data["load_before"], data["load_after"],
+      data["elapsed"])
+  print(report)
+  with open(output, "w", encoding="utf-8") as f:
     f.write(report)
-  log("Wrote %s" % args.output)
+  log("Wrote %s (raw figures in %s.json)" % (output, os.path.splitext(output)[0]))
   return 0
 
 
@@ -668,8 +712,8 @@ def format_report(quick, prepared, gemm_runs, combos, runs, serving, serve_memor
   add("# Performance benchmark%s" % (" (--quick)" if quick else ""))
   add("")
   add("Machine: %s, %d CPUs; load average %.1f before, %.1f after (other jobs share this "
-      "machine); the run took %.0f s." % (platform.processor() or platform.machine(),
-                                          os.cpu_count(), load_before[0], load_after[0], elapsed))
+      "machine); the run took %.0f s." % (cpu_description(), os.cpu_count(), load_before[0],
+                                          load_after[0], elapsed))
   add("Data: %s; median %.0f characters, %.0f tokens with [CLS]/[SEP] (mean %.1f); %d examples "
       "reach %d tokens." % (prepared["source"], prepared["median_chars"],
                             prepared["median_tokens"], prepared["mean_tokens"],
@@ -836,14 +880,17 @@ def format_report(quick, prepared, gemm_runs, combos, runs, serving, serve_memor
       "load cancels), raw examples/s ratio in brackets; > 1 means faster than the default.")
   add("")
 
+  gains = {}
+
   def compare(model, padding, precision, xla, what):
     base = best.get((model, padding, "fp32", "off"))
     other = best.get((model, padding, precision, xla))
     if not (base and other and "gemm_fp32" in base and "gemm_fp32" in other):
       return
+    gain = _normalized(other) / _normalized(base)
+    gains.setdefault((precision, xla), []).append(gain)
     add("- %s, %s padding: %s = %.2f× (%.2f×)" % (
-        model, padding, what, _normalized(other) / _normalized(base),
-        other["examples_per_sec"] / base["examples_per_sec"]))
+        model, padding, what, gain, other["examples_per_sec"] / base["examples_per_sec"]))
 
   for model in ("teacher", "student"):
     f, d = best.get((model, "fixed", "fp32", "off")), best.get((model, "dynamic", "fp32", "off"))
@@ -858,6 +905,19 @@ def format_report(quick, prepared, gemm_runs, combos, runs, serving, serve_memor
         for xla in ("scope", "global"):
           compare(model, padding, precision, xla, "%s with XLA %s / fp32 without" %
                   (precision, XLA_LABELS[xla]))
+  add("")
+  dynamic = [_normalized(best[(m, "dynamic", "fp32", "off")]) /
+             _normalized(best[(m, "fixed", "fp32", "off")]) for m in ("teacher", "student")
+             if best.get((m, "dynamic", "fp32", "off")) and best.get((m, "fixed", "fp32", "off"))]
+  if dynamic:
+    add("Defaults: padding — %s." % ("keep `--padding dynamic`" if min(dynamic) > 1 else
+                                    "dynamic padding is not faster everywhere here"))
+  # A setting earns a default only if it is clearly faster in every comparison made.
+  for (precision, xla), values in sorted(gains.items()):
+    what = "%s%s" % (precision, "" if xla == "off" else " with XLA %s" % XLA_LABELS[xla])
+    add("Defaults: %s — %.2f× to %.2f× of fp32 without XLA → %s." % (
+        what, min(values), max(values),
+        "worth making the default" if min(values) >= 1.1 else "keep it off by default"))
   add("")
   return "\n".join(lines) + "\n"
 
