@@ -36,6 +36,11 @@ if REPO_ROOT not in sys.path:
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "waimai", "train.csv")
 MODELS = {"teacher": os.path.join(REPO_ROOT, "model", "bert_config.json"),
           "student": os.path.join(REPO_ROOT, "model", "bert_config_student.json")}
+# Students of other shapes, served beside the teacher at batch 8, seq 128 only: how much of the
+# FLOP saving a student keeps depends on its width (narrow matmuls run slower per FLOP on CPU).
+WIDTH_SWEEP = {"student_4x128": {"num_hidden_layers": 4},
+               "student_1x256": {"hidden_size": 256, "num_attention_heads": 4,
+                                 "intermediate_size": 1024}}
 PRECISIONS = ("fp32", "bf16", "fp16")
 SERVE_BATCHES = (1, 8, 32)
 SERVE_LENGTHS = (32, 128)
@@ -239,9 +244,12 @@ def worker_serve(spec):
   import numpy as np
 
   models = []
+  threads = spec.get("threads")  # None: TF's default pools (all cores for each request)
+  session_config = tf1.ConfigProto(intra_op_parallelism_threads=threads or 0,
+                                   inter_op_parallelism_threads=threads or 0)
   for name, version_dir in spec["models"]:
     graph = tf.Graph()
-    session = tf1.Session(graph=graph)
+    session = tf1.Session(graph=graph, config=session_config)
     with graph.as_default():
       meta_graph = tf1.saved_model.loader.load(session, ["serve"], version_dir)
     signature = meta_graph.signature_def["serving_default"]
@@ -273,6 +281,7 @@ def worker_serve(spec):
         break
     for (name, _, _, _), values in zip(models, latencies):
       results.append({"model": name, "batch": batch, "seq": seq, "n": len(values),
+                      "threads": threads,
                       "median_ms": 1e3 * statistics.median(values),
                       "p95_ms": 1e3 * percentile(values, 95), "min_ms": 1e3 * min(values)})
       log("  serve %s batch %d seq %d: median %.2f ms p95 %.2f ms (%d requests)" %
@@ -305,7 +314,10 @@ def op_time_profile(tf, session, output, feed, runs):
         fastest[node.node_name] = min(fastest.get(node.node_name, float("inf")),
                                       node.all_end_rel_micros / 1e3)
   matmul = sum(t for n, t in fastest.items() if "MatMul" in kinds[n])
-  return {"ops": len(fastest), "total_ms": sum(fastest.values()), "matmul_ms": matmul}
+  # Batched matmuls are attention's scores and context; the others are the dense layers.
+  attention = sum(t for n, t in fastest.items() if "BatchMatMul" in kinds[n])
+  return {"ops": len(fastest), "total_ms": sum(fastest.values()), "matmul_ms": matmul,
+          "attention_matmul_ms": attention}
 
 
 def worker_prepare(spec):
@@ -360,8 +372,10 @@ def worker_prepare(spec):
   info["record_file"] = record_file
 
   info["exports"], info["configs"], info["flops_per_token"] = {}, {}, {}
-  for name, config_file in MODELS.items():
-    config = modeling.BertConfig.from_json_file(config_file)
+  configs = {name: modeling.BertConfig.from_json_file(f) for name, f in MODELS.items()}
+  for name, overrides in WIDTH_SWEEP.items():
+    configs[name] = modeling.BertConfig.from_dict(dict(configs["student"].to_dict(), **overrides))
+  for name, config in configs.items():
     config.vocab_size = len(vocab)
     info["configs"][name] = config.to_dict()
     info["flops_per_token"][name] = {str(n): modeling.forward_flops_per_token(config, n)
@@ -624,6 +638,12 @@ def main(argv=None):
                                         min_requests=5, seconds=0.1, max_requests=10))
         serve_memory[name] = solo.get("maxrss_mib", float("nan"))
       serving.append(run_worker("serve", dict(serve_spec, models=both[::-1])))
+    # Batch 8, seq 128 only: students of other widths and depths, then one thread per request.
+    sweep = both + [[name, prepared["exports"][name]] for name in WIDTH_SWEEP]
+    serving_extra = [run_worker("serve", dict(serve_spec, shapes=[[8, 128]], models=sweep,
+                                              profile=[8, 128], profile_runs=5 if quick else 10)),
+                     run_worker("serve", dict(serve_spec, shapes=[[8, 128]], models=both,
+                                              threads=1))]
     phases["serving"] = time.time() - phase_started
   finally:
     if not args.workdir:
@@ -633,6 +653,7 @@ def main(argv=None):
   data = {"quick": quick, "prepared": prepared, "gemm_runs": gemm_runs,
           "combos": [list(c) for c in combos],
           "runs": [[list(c), results] for c, results in runs.items()], "serving": serving,
+          "serving_extra": serving_extra,
           "serve_memory": serve_memory, "notes": notes, "load_before": load_before,
           "load_after": load_average(), "elapsed": time.time() - begun}
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
@@ -645,6 +666,7 @@ def write_report(data, output):
   report = format_report(
       data["quick"], data["prepared"], data["gemm_runs"], [tuple(c) for c in data["combos"]],
       {tuple(c): results for c, results in data["runs"]}, data["serving"],
+      data.get("serving_extra", []),
       data["serve_memory"], data["notes"], data["load_before"], data["load_after"],
       data["elapsed"])
   print(report)
@@ -705,8 +727,8 @@ def serving_rows(serving, prepared):
   return merged
 
 
-def format_report(quick, prepared, gemm_runs, combos, runs, serving, serve_memory, notes,
-                  load_before, load_after, elapsed):
+def format_report(quick, prepared, gemm_runs, combos, runs, serving, serving_extra, serve_memory,
+                  notes, load_before, load_after, elapsed):
   lines = []
   add = lines.append
   add("# Performance benchmark%s" % (" (--quick)" if quick else ""))
@@ -822,6 +844,7 @@ def format_report(quick, prepared, gemm_runs, combos, runs, serving, serve_memor
             prepared["flops_per_token"]["teacher"]["128"] /
             prepared["flops_per_token"]["student"]["128"]))
   add("")
+  add_student_shapes(add, serving_extra, prepared)
 
   add("## Targets")
   add("")
@@ -920,6 +943,40 @@ def format_report(quick, prepared, gemm_runs, combos, runs, serving, serve_memor
         "worth making the default" if min(values) >= 1.1 else "keep it off by default"))
   add("")
   return "\n".join(lines) + "\n"
+
+
+def add_student_shapes(add, serving_extra, prepared):
+  """Batch 8, seq 128: the speedup / FLOP ratio of students of other shapes, and one thread."""
+  rows = [r for run in serving_extra if "error" not in run for r in run["serving"]]
+  teacher = {r["threads"]: r["median_ms"] for r in rows if r["model"] == "teacher"}
+  if not rows or not teacher:
+    return
+  profile = next((run["profile"] for run in serving_extra if run.get("profile")), {})
+  flops = {name: f["128"] for name, f in prepared["flops_per_token"].items()}
+  add("### Batch 8, seq 128: students of other shapes, and one thread per request")
+  add("")
+  add("Same process, requests interleaved with the teacher's. *threads 1*: intra- and inter-op "
+      "pools of one thread (each request on one core, as a server handling concurrent requests "
+      "would run). Op time as above, split into dense-layer matmuls, attention's batched "
+      "matmuls and everything else.")
+  add("")
+  add("| model | layers × hidden | threads | median ms | speedup vs teacher | FLOP ratio | "
+      "speedup / FLOP ratio | op ms: dense matmul / attention matmul / other |")
+  add("|---|---|---|---|---|---|---|---|")
+  for r in rows:
+    config = prepared["configs"][r["model"]]
+    speedup = teacher[r["threads"]] / r["median_ms"]
+    ratio = flops["teacher"] / flops[r["model"]]
+    ops = profile.get(r["model"]) if r["threads"] is None else None
+    split = "–"
+    if ops and "attention_matmul_ms" in ops:
+      dense = ops["matmul_ms"] - ops["attention_matmul_ms"]
+      split = "%.1f / %.1f / %.1f" % (dense, ops["attention_matmul_ms"],
+                                      ops["total_ms"] - ops["matmul_ms"])
+    add("| %s | %d × %d | %s | %.2f | %.2f× | %.2f× | %.2f | %s |" % (
+        r["model"], config["num_hidden_layers"], config["hidden_size"], r["threads"] or "all",
+        r["median_ms"], speedup, ratio, speedup / ratio, split))
+  add("")
 
 
 def precisions_in(combos):
