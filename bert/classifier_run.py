@@ -20,7 +20,12 @@ REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[UNK]")
 
 
 def define_flags():
-  """Google's run_classifier flags (same names and meaning) plus this toolkit's."""
+  """Google's run_classifier flags (same names and meaning) plus this toolkit's.
+
+  Idempotent, so both entry points can be imported in one process (tests, notebooks).
+  """
+  if "task_name" in flags.FLAGS:
+    return
   f = flags
   f.DEFINE_string("task_name", None, "Task: emotion, csv, mrpc, cola, mnli or xnli.")
   f.DEFINE_string("data_dir", None, "Directory of the task's train/dev/test files.")

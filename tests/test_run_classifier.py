@@ -92,3 +92,12 @@ def test_bad_flags_exit_1_with_one_line_error(setup, tmp_path):
       assert word in errors[0]
   # The refused runs wrote no checkpoint.
   assert not os.path.exists(os.path.join(setup["output_dir"], "checkpoint"))
+
+
+def test_both_entry_points_import_in_one_process():
+  result = conftest.run_entry(
+      ["-c", "import bert.run_classifier, bert.run_classifier_distill\n"
+             "from absl import flags\n"
+             "print(flags.FLAGS['alpha'].default, flags.FLAGS['task_name'].default)"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split() == ["0.5", "None"]
