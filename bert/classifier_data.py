@@ -6,6 +6,7 @@ characters against max_seq_length 128) is most of the training speed.
 """
 
 import csv
+import glob
 import hashlib
 import json
 import os
@@ -337,10 +338,32 @@ def cached_record_info(record_file, fingerprint):
   return info if info.get("fingerprint") == fingerprint else None
 
 
+def _process_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except OSError:  # alive, owned by another user
+    pass
+  return True
+
+
+def remove_orphaned_temp_files(record_file):
+  """Removes `record_file.tmp-<pid>[.json]` left by a writer that was killed (its pid is gone)."""
+  for path in glob.glob(glob.escape(record_file) + ".tmp-*"):
+    pid = path[len(record_file) + len(".tmp-"):].split(".")[0]
+    if pid.isdigit() and not _process_alive(int(pid)):
+      try:
+        os.remove(path)
+      except OSError:
+        pass  # another process cleaned it first
+
+
 def write_records(record_file, examples_iter, fingerprint, stats):
   """Writes tf.Examples to record_file atomically, with a sidecar JSON of fingerprint and stats."""
   directory = os.path.dirname(os.path.abspath(record_file))
   tf.io.gfile.makedirs(directory)
+  remove_orphaned_temp_files(record_file)
   temp_file = record_file + ".tmp-%d" % os.getpid()
   count = 0
   try:

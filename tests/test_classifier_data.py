@@ -234,6 +234,23 @@ def _batches(input_fn, batch_size):
           for features, _ in input_fn({"batch_size": batch_size})]
 
 
+def test_writing_features_removes_temp_files_of_killed_writers(tmp_path):
+  import subprocess
+  import sys
+  finished = subprocess.Popen([sys.executable, "-c", "pass"])
+  finished.wait()  # a pid that no longer runs, as after kill -9
+  record_file = str(tmp_path / "train.tf_record")
+  dead = [record_file + ".tmp-%d" % finished.pid, record_file + ".tmp-%d.json" % finished.pid]
+  alive = record_file + ".tmp-%d" % os.getppid()  # a writer still running: left alone
+  for path in dead + [alive]:
+    write(path, "partial")
+  feature = classifier_data.InputFeatures([2, 5, 3], [0, 0, 0], 1)
+  classifier_data.write_records(record_file, [classifier_data.feature_to_example(feature)],
+                                {"test": 1}, {})
+  assert sorted(os.listdir(str(tmp_path))) == sorted(
+      ["train.tf_record", "train.tf_record.json", os.path.basename(alive)])
+
+
 def test_dynamic_padding_gives_the_same_logits_as_fixed(tmp_path, vocab_file):
   # Mostly short examples, and a long one (truncated to 40) in the middle batch.
   record_file, features = _features_of(tmp_path, vocab_file, max_len=25, long_at=13)
