@@ -181,6 +181,7 @@ class Trainer(object):
   def train(self, input_fn, max_steps, batch_size):
     """Trains until the global step reaches max_steps, resuming from output_dir's latest checkpoint."""
     self._check_signature(write=True)
+    self._remove_partial_checkpoints()
     graph = tf.Graph()
     with graph.as_default():
       tf1.set_random_seed(self.params.get("seed"))
@@ -246,6 +247,19 @@ class Trainer(object):
         last_saved = self._save(session, saver, step, last_saved, finite)
     log("Trained to step %d in %s" % (step, format_seconds(time.time() - started)))
     return last_saved
+
+  def _remove_partial_checkpoints(self):
+    """Deletes what a save killed mid-write left (TF's `*.tempstate<n>` files, `*_temp` dirs).
+
+    A finished save renames these away, and no checkpoint state names them.
+    """
+    for pattern in ("model.ckpt-*.tempstate*", "model.ckpt-*_temp*"):
+      for path in tf.io.gfile.glob(os.path.join(self.output_dir, pattern)):
+        if tf.io.gfile.isdir(path):
+          tf.io.gfile.rmtree(path)
+        else:
+          tf.io.gfile.remove(path)
+        log("Removed %s, left by an interrupted checkpoint save" % path)
 
   def _save(self, session, saver, step, previous, finite=None):
     """Saves model.ckpt-<step>, unless a weight or optimizer slot is NaN or Inf (finite: bool op).

@@ -107,9 +107,19 @@ def test_stopped_run_resumes_from_its_checkpoint(tiny_model, tmp_path, capsys):
       "model.ckpt-2", "model.ckpt-4", "model.ckpt-5"]
   assert {"loss", "learning_rate", "accuracy", "examples_per_sec"} <= _events(output_dir)
 
+  # What a save killed mid-write leaves behind (TF's temporary names) goes on the next run.
+  partial = [os.path.join(output_dir, "model.ckpt-6.data-00000-of-00001.tempstate42"),
+             os.path.join(output_dir, "model.ckpt-6_temp", "part-00000-of-00001.index")]
+  for leftover in partial:
+    os.makedirs(os.path.dirname(leftover), exist_ok=True)
+    with open(leftover, "wb") as f:
+      f.write(b"partial")
+
   second = new_trainer(save_checkpoints_steps=2, keep_checkpoint_max=3)
   path = second.train(tiny_model.train_input_fn, max_steps=9, batch_size=8)
   out = capsys.readouterr().out
+  assert not glob.glob(os.path.join(output_dir, "*temp*")), os.listdir(output_dir)
+  assert out.count("left by an interrupted checkpoint save") == 2
   assert "Resuming from %s" % os.path.join(output_dir, "model.ckpt-5") in out
   assert "Trained to step 9" in out
   assert os.path.basename(path) == "model.ckpt-9"
