@@ -19,14 +19,27 @@ from bert.training import Trainer, log
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[UNK]")
 
 
-def define_flags():
+class _FlagDefiner(object):
+  """absl's DEFINE_* functions bound to one FlagValues."""
+
+  def __init__(self, flag_values):
+    self.flag_values = flag_values
+
+  def __getattr__(self, name):
+    define = getattr(flags, name)
+    return lambda *args, **kwargs: define(*args, flag_values=self.flag_values, **kwargs)
+
+
+def define_flags(flag_values=None):
   """Google's run_classifier flags (same names and meaning) plus this toolkit's.
 
-  Idempotent, so both entry points can be imported in one process (tests, notebooks).
+  flag_values: where to define them (default absl's global FLAGS). Idempotent, so both entry
+  points can be imported in one process (tests, notebooks).
   """
-  if "task_name" in flags.FLAGS:
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  if "task_name" in flag_values:
     return
-  f = flags
+  f = _FlagDefiner(flag_values)
   f.DEFINE_string("task_name", None, "Task: emotion, csv, mrpc, cola, mnli or xnli.")
   f.DEFINE_string("data_dir", None, "Directory of the task's train/dev/test files.")
   f.DEFINE_string("vocab_file", None, "The vocabulary the model was trained with.")

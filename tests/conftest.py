@@ -159,20 +159,7 @@ def classifier_flags(**values):
   from bert import classifier_run
 
   private = absl_flags.FlagValues()
-
-  class _Flags(object):
-    def __getattr__(self, name):
-      attr = getattr(absl_flags, name)
-      if name.startswith("DEFINE"):
-        return lambda *a, **k: attr(*a, flag_values=private, **k)
-      return attr
-
-  real = classifier_run.flags
-  classifier_run.flags = _Flags()
-  try:
-    classifier_run.define_flags()
-  finally:
-    classifier_run.flags = real
+  classifier_run.define_flags(private)
   argv = ["run_classifier"]
   for name, value in values.items():
     if isinstance(value, bool):
