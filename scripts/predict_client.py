@@ -30,7 +30,7 @@ import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+  sys.path.insert(0, REPO_ROOT)
 
 from bert import export_layout, features, tokenization  # noqa: E402  (no TensorFlow import)
 from bert.errors import UsageError  # noqa: E402
@@ -41,220 +41,232 @@ PAIR_TASKS = frozenset(["mrpc", "mnli", "xnli"])
 
 
 class ServingError(RuntimeError):
-    """The server answered with an error, or could not be reached."""
+  """The server answered with an error, or could not be reached."""
 
 
 # -- the export ------------------------------------------------------------------------------
 
 
 def resolve_version_dir(path):
-    """A version directory for a version dir or an export base dir (its newest numeric version)."""
-    return export_layout.resolve_version_dir(path, flag="--export_dir")
+  """A version directory for a version dir or an export base dir (its newest numeric version)."""
+  return export_layout.resolve_version_dir(path, flag="--export_dir")
 
 
 def load_export_settings(version_dir):
-    """What the client needs from an export: labels, vocab_file, do_lower_case, max_seq_length,
-    version, task_name and pairs (whether the task takes text pairs)."""
-    info = export_layout.read_export_info(version_dir, flag="--export_dir")
-    info_path = os.path.join(version_dir, "assets.extra", export_layout.INFO_FILE)
-    vocab_file = info["vocab_file"]
-    if not os.path.isfile(vocab_file):
-        raise UsageError("--export_dir %s: no assets/vocab.txt" % version_dir)
-    missing = [k for k in ("labels", "do_lower_case", "max_seq_length") if k not in info]
-    if missing:
-        raise UsageError("%s: missing %s" % (info_path, ", ".join(missing)))
-    task_name = info.get("task_name")
-    version = os.path.basename(os.path.normpath(version_dir))
-    return {"labels": [str(label) for label in info["labels"]],
-            "do_lower_case": bool(info["do_lower_case"]),
-            "max_seq_length": int(info["max_seq_length"]),
-            "vocab_file": vocab_file,
-            "task_name": task_name,
-            "pairs": bool(info.get("text_b_column")) or (task_name or "").lower() in PAIR_TASKS,
-            "version": int(version) if version.isdigit() else None,
-            "version_dir": version_dir}
+  """What the client needs from an export: labels, vocab_file, do_lower_case, max_seq_length,
+  version, task_name and pairs (whether the task takes text pairs)."""
+  info = export_layout.read_export_info(version_dir, flag="--export_dir")
+  info_path = os.path.join(version_dir, "assets.extra", export_layout.INFO_FILE)
+  vocab_file = info["vocab_file"]
+  if not os.path.isfile(vocab_file):
+    raise UsageError("--export_dir %s: no assets/vocab.txt" % version_dir)
+  missing = [k for k in ("labels", "do_lower_case", "max_seq_length") if k not in info]
+  if missing:
+    raise UsageError("%s: missing %s" % (info_path, ", ".join(missing)))
+  task_name = info.get("task_name")
+  version = os.path.basename(os.path.normpath(version_dir))
+  return {
+      "labels": [str(label) for label in info["labels"]],
+      "do_lower_case": bool(info["do_lower_case"]),
+      "max_seq_length": int(info["max_seq_length"]),
+      "vocab_file": vocab_file,
+      "task_name": task_name,
+      "pairs": bool(info.get("text_b_column")) or (task_name or "").lower() in PAIR_TASKS,
+      "version": int(version) if version.isdigit() else None,
+      "version_dir": version_dir
+  }
 
 
 def make_tokenizer(settings):
-    tokenizer = tokenization.FullTokenizer(settings["vocab_file"], settings["do_lower_case"])
-    for token in ("[CLS]", "[SEP]", "[UNK]"):
-        if token not in tokenizer.vocab:
-            raise UsageError("%s: has no %s token" % (settings["vocab_file"], token))
-    return tokenizer
+  tokenizer = tokenization.FullTokenizer(settings["vocab_file"], settings["do_lower_case"])
+  for token in ("[CLS]", "[SEP]", "[UNK]"):
+    if token not in tokenizer.vocab:
+      raise UsageError("%s: has no %s token" % (settings["vocab_file"], token))
+  return tokenizer
 
 
 # -- encoding --------------------------------------------------------------------------------
 
 
 def split_pair(line, pairs):
-    """`a<TAB>b` → (a, b) when the task takes pairs; else the line as one text."""
-    if pairs and "\t" in line:
-        text_a, text_b = line.split("\t", 1)
-        return text_a, text_b
-    return line
+  """`a<TAB>b` → (a, b) when the task takes pairs; else the line as one text."""
+  if pairs and "\t" in line:
+    text_a, text_b = line.split("\t", 1)
+    return text_a, text_b
+  return line
 
 
 def encode_one(text, tokenizer, max_seq_length):
-    """The features of one text or (text_a, text_b), exactly as in training."""
-    text_a, text_b = text if isinstance(text, (tuple, list)) else (text, None)
-    return features.convert_single_example(features.InputExample("client", text_a, text_b), {},
-                                           max_seq_length, tokenizer)
+  """The features of one text or (text_a, text_b), exactly as in training."""
+  text_a, text_b = text if isinstance(text, (tuple, list)) else (text, None)
+  return features.convert_single_example(features.InputExample("client", text_a, text_b), {},
+                                         max_seq_length, tokenizer)
 
 
 def encode_texts(texts, tokenizer, max_seq_length):
-    """Texts (strings, or (text_a, text_b) pairs) → {input_ids, input_mask, segment_ids}: int32
-    arrays [len(texts), longest], zero-padded, the mask 1 over the real tokens.
+  """Texts (strings, or (text_a, text_b) pairs) → {input_ids, input_mask, segment_ids}: int32
+  arrays [len(texts), longest], zero-padded, the mask 1 over the real tokens.
 
-    The returned dict also has "truncated": a bool array of the texts cut to max_seq_length.
-    """
-    if not texts:
-        raise UsageError("no text to encode")
-    rows = [encode_one(text, tokenizer, max_seq_length) for text in texts]
-    batch = features.pad_features(rows)
-    batch["truncated"] = np.array([row.truncated for row in rows], dtype=bool)
-    return batch
+  The returned dict also has "truncated": a bool array of the texts cut to max_seq_length.
+  """
+  if not texts:
+    raise UsageError("no text to encode")
+  rows = [encode_one(text, tokenizer, max_seq_length) for text in texts]
+  batch = features.pad_features(rows)
+  batch["truncated"] = np.array([row.truncated for row in rows], dtype=bool)
+  return batch
 
 
 def model_inputs(batch):
-    return {name: np.asarray(batch[name], dtype=np.int32) for name in INPUT_NAMES}
+  return {name: np.asarray(batch[name], dtype=np.int32) for name in INPUT_NAMES}
 
 
 # -- REST ------------------------------------------------------------------------------------
 
 
 def build_rest_request(batch, signature_name=SIGNATURE_NAME):
-    """The JSON body of a row-format :predict request (all rows share the batch's padded length)."""
-    inputs = model_inputs(batch)
-    size = len(inputs["input_ids"])
-    instances = [{name: inputs[name][i].tolist() for name in INPUT_NAMES} for i in range(size)]
-    return {"signature_name": signature_name, "instances": instances}
+  """The JSON body of a row-format :predict request (all rows share the batch's padded length)."""
+  inputs = model_inputs(batch)
+  size = len(inputs["input_ids"])
+  instances = [{name: inputs[name][i].tolist() for name in INPUT_NAMES} for i in range(size)]
+  return {"signature_name": signature_name, "instances": instances}
 
 
 def rest_url(server, model_name, version=None):
-    server = server.rstrip("/")
-    if "://" not in server:
-        server = "http://" + server
-    path = "/v1/models/%s" % model_name
-    if version:
-        path += "/versions/%s" % version
-    return server + path + ":predict"
+  server = server.rstrip("/")
+  if "://" not in server:
+    server = "http://" + server
+  path = "/v1/models/%s" % model_name
+  if version:
+    path += "/versions/%s" % version
+  return server + path + ":predict"
 
 
 def _error_text(response):
-    if isinstance(response, dict) and "error" in response:
-        return " ".join(str(response["error"]).split())
-    return None
+  if isinstance(response, dict) and "error" in response:
+    return " ".join(str(response["error"]).split())
+  return None
 
 
 def parse_rest_response(response):
-    """Probabilities [batch, num_labels] from a :predict answer (a dict or its JSON text).
+  """Probabilities [batch, num_labels] from a :predict answer (a dict or its JSON text).
 
-    Raises ServingError with the server's message for `{"error": ...}`.
-    """
-    if isinstance(response, (bytes, str)):
-        try:
-            response = json.loads(response)
-        except ValueError:
-            text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
-            raise ServingError("server answered with non-JSON: %r" % text[:200])
-    error = _error_text(response)
-    if error is not None:
-        raise ServingError("server error: %s" % error)
-    if isinstance(response, dict) and "predictions" in response:
-        predictions = response["predictions"]
-        if not isinstance(predictions, list) or not all(
-                isinstance(p, dict) and "probabilities" in p for p in predictions):
-            raise ServingError("answer has no per-instance 'probabilities' (is the signature this "
-                               "toolkit's serving_default?)")
-        probabilities = [p["probabilities"] for p in predictions]
-    elif isinstance(response, dict) and isinstance(response.get("outputs"), dict) \
-            and "probabilities" in response["outputs"]:
-        probabilities = response["outputs"]["probabilities"]  # columnar answer
-    else:
-        raise ServingError("answer has neither 'predictions' nor 'outputs': %s" %
-                           json.dumps(response)[:200])
-    array = np.asarray(probabilities, dtype=np.float64)
-    if array.ndim != 2:
-        raise ServingError("probabilities have shape %s, expected [batch, num_labels]" %
-                           (list(array.shape),))
-    return array
-
-
-def predict_rest(server, model_name, batch, version=None, signature_name=SIGNATURE_NAME,
-                 timeout=30.0):
-    url = rest_url(server, model_name, version)
-    body = json.dumps(build_rest_request(batch, signature_name)).encode("utf-8")
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+  Raises ServingError with the server's message for `{"error": ...}`.
+  """
+  if isinstance(response, (bytes, str)):
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            payload = answer.read()
-    except urllib.error.HTTPError as e:
-        payload = e.read()
-        try:
-            message = _error_text(json.loads(payload))
-        except ValueError:
-            message = None
-        message = message or " ".join(payload.decode("utf-8", "replace").split())[:200] or e.reason
-        raise ServingError("server error (HTTP %d from %s): %s" % (e.code, url, message))
-    except urllib.error.URLError as e:
-        raise ServingError("cannot reach %s (%s); is the server running? start it with "
-                           "bash scripts/serve.sh" % (url, getattr(e, "reason", e)))
-    except OSError as e:  # timeouts, resets
-        raise ServingError("request to %s failed (%s)" % (url, e))
-    return parse_rest_response(payload)
+      response = json.loads(response)
+    except ValueError:
+      text = response.decode("utf-8", "replace") if isinstance(response, bytes) else response
+      raise ServingError("server answered with non-JSON: %r" % text[:200])
+  error = _error_text(response)
+  if error is not None:
+    raise ServingError("server error: %s" % error)
+  if isinstance(response, dict) and "predictions" in response:
+    predictions = response["predictions"]
+    if not isinstance(predictions, list) or not all(
+        isinstance(p, dict) and "probabilities" in p for p in predictions):
+      raise ServingError("answer has no per-instance 'probabilities' (is the signature this "
+                         "toolkit's serving_default?)")
+    probabilities = [p["probabilities"] for p in predictions]
+  elif isinstance(response, dict) and isinstance(response.get("outputs"), dict) \
+          and "probabilities" in response["outputs"]:
+    probabilities = response["outputs"]["probabilities"]  # columnar answer
+  else:
+    raise ServingError("answer has neither 'predictions' nor 'outputs': %s" %
+                       json.dumps(response)[:200])
+  array = np.asarray(probabilities, dtype=np.float64)
+  if array.ndim != 2:
+    raise ServingError("probabilities have shape %s, expected [batch, num_labels]" %
+                       (list(array.shape),))
+  return array
+
+
+def predict_rest(server,
+                 model_name,
+                 batch,
+                 version=None,
+                 signature_name=SIGNATURE_NAME,
+                 timeout=30.0):
+  url = rest_url(server, model_name, version)
+  body = json.dumps(build_rest_request(batch, signature_name)).encode("utf-8")
+  request = urllib.request.Request(url,
+                                   data=body,
+                                   method="POST",
+                                   headers={"Content-Type": "application/json"})
+  try:
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+      payload = answer.read()
+  except urllib.error.HTTPError as e:
+    payload = e.read()
+    try:
+      message = _error_text(json.loads(payload))
+    except ValueError:
+      message = None
+    message = message or " ".join(payload.decode("utf-8", "replace").split())[:200] or e.reason
+    raise ServingError("server error (HTTP %d from %s): %s" % (e.code, url, message))
+  except urllib.error.URLError as e:
+    raise ServingError("cannot reach %s (%s); is the server running? start it with "
+                       "bash scripts/serve.sh" % (url, getattr(e, "reason", e)))
+  except OSError as e:  # timeouts, resets
+    raise ServingError("request to %s failed (%s)" % (url, e))
+  return parse_rest_response(payload)
 
 
 # -- gRPC ------------------------------------------------------------------------------------
 
 
 def _serving_apis():
-    try:
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
-    except ImportError as e:
-        raise UsageError("--grpc: needs the tensorflow-serving-api package (pip install "
-                         "tensorflow-serving-api, the version of your TensorFlow) (%s)" % e)
-    return tf, predict_pb2
+  try:
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+  except ImportError as e:
+    raise UsageError("--grpc: needs the tensorflow-serving-api package (pip install "
+                     "tensorflow-serving-api, the version of your TensorFlow) (%s)" % e)
+  return tf, predict_pb2
 
 
 def build_grpc_request(batch, model_name, signature_name=SIGNATURE_NAME, version=None):
-    """A tensorflow.serving PredictRequest with int32 TensorProtos for the batch."""
-    tf, predict_pb2 = _serving_apis()
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = signature_name
-    if version:
-        request.model_spec.version.value = int(version)
-    for name, value in model_inputs(batch).items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype=tf.int32))
-    return request
+  """A tensorflow.serving PredictRequest with int32 TensorProtos for the batch."""
+  tf, predict_pb2 = _serving_apis()
+  request = predict_pb2.PredictRequest()
+  request.model_spec.name = model_name
+  request.model_spec.signature_name = signature_name
+  if version:
+    request.model_spec.version.value = int(version)
+  for name, value in model_inputs(batch).items():
+    request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype=tf.int32))
+  return request
 
 
-def predict_grpc(target, model_name, batch, version=None, signature_name=SIGNATURE_NAME,
+def predict_grpc(target,
+                 model_name,
+                 batch,
+                 version=None,
+                 signature_name=SIGNATURE_NAME,
                  timeout=30.0):
-    tf, _ = _serving_apis()
+  tf, _ = _serving_apis()
+  try:
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+  except ImportError as e:
+    raise UsageError("--grpc: needs grpcio and tensorflow-serving-api (%s)" % e)
+  request = build_grpc_request(batch, model_name, signature_name, version)
+  with grpc.insecure_channel(target) as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     try:
-        import grpc
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
-    except ImportError as e:
-        raise UsageError("--grpc: needs grpcio and tensorflow-serving-api (%s)" % e)
-    request = build_grpc_request(batch, model_name, signature_name, version)
-    with grpc.insecure_channel(target) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        try:
-            response = stub.Predict(request, timeout=timeout)
-        except grpc.RpcError as e:
-            code = e.code().name if hasattr(e, "code") and e.code() else "ERROR"
-            details = " ".join(str(e.details() if hasattr(e, "details") else e).split())
-            if code == "UNAVAILABLE":
-                raise ServingError("cannot reach %s (%s); is the server running? start it with "
-                                   "bash scripts/serve.sh" % (target, details))
-            raise ServingError("server error (gRPC %s from %s): %s" % (code, target, details))
-    if "probabilities" not in response.outputs:
-        raise ServingError("answer has no 'probabilities' output (outputs: %s)" %
-                           ", ".join(sorted(response.outputs)))
-    return np.asarray(tf.make_ndarray(response.outputs["probabilities"]), dtype=np.float64)
+      response = stub.Predict(request, timeout=timeout)
+    except grpc.RpcError as e:
+      code = e.code().name if hasattr(e, "code") and e.code() else "ERROR"
+      details = " ".join(str(e.details() if hasattr(e, "details") else e).split())
+      if code == "UNAVAILABLE":
+        raise ServingError("cannot reach %s (%s); is the server running? start it with "
+                           "bash scripts/serve.sh" % (target, details))
+      raise ServingError("server error (gRPC %s from %s): %s" % (code, target, details))
+  if "probabilities" not in response.outputs:
+    raise ServingError("answer has no 'probabilities' output (outputs: %s)" %
+                       ", ".join(sorted(response.outputs)))
+  return np.asarray(tf.make_ndarray(response.outputs["probabilities"]), dtype=np.float64)
 
 
 # -- in-process ------------------------------------------------------------------------------
@@ -263,170 +275,194 @@ _LOADED = {}
 
 
 def load_signature(version_dir, signature_name=SIGNATURE_NAME):
-    """The export's signature as a callable (loaded once per process)."""
-    key = (os.path.abspath(version_dir), signature_name)
-    if key not in _LOADED:
-        import tensorflow as tf
-        loaded = tf.saved_model.load(version_dir, tags=["serve"])
-        if signature_name not in loaded.signatures:
-            raise UsageError("--export_dir %s: no signature %r (has %s)" %
-                             (version_dir, signature_name, ", ".join(loaded.signatures)))
-        _LOADED[key] = (loaded, loaded.signatures[signature_name])
-    return _LOADED[key][1]
+  """The export's signature as a callable (loaded once per process)."""
+  key = (os.path.abspath(version_dir), signature_name)
+  if key not in _LOADED:
+    import tensorflow as tf
+    loaded = tf.saved_model.load(version_dir, tags=["serve"])
+    if signature_name not in loaded.signatures:
+      raise UsageError("--export_dir %s: no signature %r (has %s)" %
+                       (version_dir, signature_name, ", ".join(loaded.signatures)))
+    _LOADED[key] = (loaded, loaded.signatures[signature_name])
+  return _LOADED[key][1]
 
 
 def predict_local(version_dir, batch, signature_name=SIGNATURE_NAME):
-    """Probabilities [batch, num_labels] from the SavedModel run in this process."""
-    import tensorflow as tf
-    signature = load_signature(version_dir, signature_name)
-    outputs = signature(**{name: tf.constant(value)
-                           for name, value in model_inputs(batch).items()})
-    return np.asarray(outputs["probabilities"].numpy(), dtype=np.float64)
+  """Probabilities [batch, num_labels] from the SavedModel run in this process."""
+  import tensorflow as tf
+  signature = load_signature(version_dir, signature_name)
+  outputs = signature(**{name: tf.constant(value) for name, value in model_inputs(batch).items()})
+  return np.asarray(outputs["probabilities"].numpy(), dtype=np.float64)
 
 
 # -- command line ----------------------------------------------------------------------------
 
 
 def read_texts(args):
-    if args.texts and args.input:
-        raise UsageError("give texts as arguments or with --input, not both")
-    if args.texts:
-        lines = list(args.texts)
-    elif args.input:
-        if not os.path.isfile(args.input):
-            raise UsageError("--input %s: not found" % args.input)
-        try:
-            with open(args.input, encoding="utf-8-sig") as f:
-                lines = f.read().splitlines()
-        except UnicodeDecodeError as e:
-            raise UsageError("--input %s: not valid UTF-8 (byte %d)" % (args.input, e.start))
-    else:
-        if sys.stdin.isatty():
-            print("reading texts from stdin, one per line (Ctrl-D to end)", file=sys.stderr)
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
-        if isinstance(data, bytes):
-            try:
-                data = data.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                raise UsageError("stdin: not valid UTF-8 (byte %d)" % e.start)
-        lines = data.splitlines()
-    texts = [line for line in lines if line.strip()]
-    if not texts:
-        raise UsageError("no input text (give texts as arguments, --input FILE, or lines on stdin)")
-    return texts
+  if args.texts and args.input:
+    raise UsageError("give texts as arguments or with --input, not both")
+  if args.texts:
+    lines = list(args.texts)
+  elif args.input:
+    if not os.path.isfile(args.input):
+      raise UsageError("--input %s: not found" % args.input)
+    try:
+      with open(args.input, encoding="utf-8-sig") as f:
+        lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+      raise UsageError("--input %s: not valid UTF-8 (byte %d)" % (args.input, e.start))
+  else:
+    if sys.stdin.isatty():
+      print("reading texts from stdin, one per line (Ctrl-D to end)", file=sys.stderr)
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+    if isinstance(data, bytes):
+      try:
+        data = data.decode("utf-8-sig")
+      except UnicodeDecodeError as e:
+        raise UsageError("stdin: not valid UTF-8 (byte %d)" % e.start)
+    lines = data.splitlines()
+  texts = [line for line in lines if line.strip()]
+  if not texts:
+    raise UsageError("no input text (give texts as arguments, --input FILE, or lines on stdin)")
+  return texts
 
 
 def format_line(label, probabilities, labels, text):
-    shown = "\t".join(text) if isinstance(text, tuple) else text
-    scores = " ".join("%s:%.4f" % (name, p) for name, p in zip(labels, probabilities))
-    return "%s\t%s\t%s" % (label, scores, shown)
+  shown = "\t".join(text) if isinstance(text, tuple) else text
+  scores = " ".join("%s:%.4f" % (name, p) for name, p in zip(labels, probabilities))
+  return "%s\t%s\t%s" % (label, scores, shown)
 
 
 def format_json(label, probabilities, labels, text):
-    record = {"label": label,
-              "probabilities": {name: float(p) for name, p in zip(labels, probabilities)}}
-    if isinstance(text, tuple):
-        record["text_a"], record["text_b"] = text
-    else:
-        record["text"] = text
-    return json.dumps(record, ensure_ascii=False)
+  record = {
+      "label": label,
+      "probabilities": {
+          name: float(p) for name, p in zip(labels, probabilities)
+      }
+  }
+  if isinstance(text, tuple):
+    record["text_a"], record["text_b"] = text
+  else:
+    record["text"] = text
+  return json.dumps(record, ensure_ascii=False)
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Texts come from the arguments, --input FILE, or stdin (one per line).")
-    parser.add_argument("texts", nargs="*", help="texts to classify")
-    parser.add_argument("--input", help="UTF-8 file with one text per line")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--server", default=None,
-                      help="REST endpoint of tensorflow_model_server (default http://localhost:8501)")
-    mode.add_argument("--grpc", metavar="HOST:PORT", help="query the gRPC endpoint instead")
-    mode.add_argument("--local", action="store_true",
-                      help="run the SavedModel in this process (no server)")
-    parser.add_argument("--export_dir", default=os.environ.get("EXPORT_DIR", "export/student"),
-                        help="the export (base dir: newest version; or a version dir) whose vocab "
-                             "and settings encode the texts (default $EXPORT_DIR or export/student)")
-    parser.add_argument("--model_name", default=os.environ.get("MODEL_NAME", "student"))
-    parser.add_argument("--model_version", type=int, default=None,
-                        help="ask the server for this version (default: the one it serves); "
-                             "also picks that version's vocab under --export_dir")
-    parser.add_argument("--signature_name", default=SIGNATURE_NAME)
-    parser.add_argument("--batch_size", type=int, default=32, help="texts per request")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
-    pairs = parser.add_mutually_exclusive_group()
-    pairs.add_argument("--pairs", dest="pairs", action="store_true", default=None,
-                       help="split lines on the first tab into text_a and text_b")
-    pairs.add_argument("--no_pairs", dest="pairs", action="store_false",
-                       help="never split lines on tabs")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    return parser.parse_args(argv)
+  parser = argparse.ArgumentParser(
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog="Texts come from the arguments, --input FILE, or stdin (one per line).")
+  parser.add_argument("texts", nargs="*", help="texts to classify")
+  parser.add_argument("--input", help="UTF-8 file with one text per line")
+  mode = parser.add_mutually_exclusive_group()
+  mode.add_argument("--server",
+                    default=None,
+                    help="REST endpoint of tensorflow_model_server (default http://localhost:8501)")
+  mode.add_argument("--grpc", metavar="HOST:PORT", help="query the gRPC endpoint instead")
+  mode.add_argument("--local",
+                    action="store_true",
+                    help="run the SavedModel in this process (no server)")
+  parser.add_argument("--export_dir",
+                      default=os.environ.get("EXPORT_DIR", "export/student"),
+                      help="the export (base dir: newest version; or a version dir) whose vocab "
+                      "and settings encode the texts (default $EXPORT_DIR or export/student)")
+  parser.add_argument("--model_name", default=os.environ.get("MODEL_NAME", "student"))
+  parser.add_argument("--model_version",
+                      type=int,
+                      default=None,
+                      help="ask the server for this version (default: the one it serves); "
+                      "also picks that version's vocab under --export_dir")
+  parser.add_argument("--signature_name", default=SIGNATURE_NAME)
+  parser.add_argument("--batch_size", type=int, default=32, help="texts per request")
+  parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+  pairs = parser.add_mutually_exclusive_group()
+  pairs.add_argument("--pairs",
+                     dest="pairs",
+                     action="store_true",
+                     default=None,
+                     help="split lines on the first tab into text_a and text_b")
+  pairs.add_argument("--no_pairs",
+                     dest="pairs",
+                     action="store_false",
+                     help="never split lines on tabs")
+  parser.add_argument("--json", action="store_true", help="one JSON object per line")
+  return parser.parse_args(argv)
 
 
 def main(argv=None, stdout=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    stdout = stdout or sys.stdout
-    if args.batch_size <= 0:
-        raise UsageError("--batch_size: must be > 0, got %d" % args.batch_size)
-    export_dir = args.export_dir
-    if not os.path.exists(export_dir) and not os.path.isabs(export_dir) \
-            and os.path.exists(os.path.join(REPO_ROOT, export_dir)):
-        export_dir = os.path.join(REPO_ROOT, export_dir)
-    if args.model_version is not None and not os.path.isfile(
-            os.path.join(export_dir, "saved_model.pb")):
-        export_dir = os.path.join(export_dir, str(args.model_version))
-    version_dir = resolve_version_dir(export_dir)
-    settings = load_export_settings(version_dir)
-    tokenizer = make_tokenizer(settings)
-    labels = settings["labels"]
-    use_pairs = settings["pairs"] if args.pairs is None else args.pairs
-    texts = [split_pair(line, use_pairs) for line in read_texts(args)]
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  stdout = stdout or sys.stdout
+  if args.batch_size <= 0:
+    raise UsageError("--batch_size: must be > 0, got %d" % args.batch_size)
+  export_dir = args.export_dir
+  if not os.path.exists(export_dir) and not os.path.isabs(export_dir) \
+          and os.path.exists(os.path.join(REPO_ROOT, export_dir)):
+    export_dir = os.path.join(REPO_ROOT, export_dir)
+  if args.model_version is not None and not os.path.isfile(
+      os.path.join(export_dir, "saved_model.pb")):
+    export_dir = os.path.join(export_dir, str(args.model_version))
+  version_dir = resolve_version_dir(export_dir)
+  settings = load_export_settings(version_dir)
+  tokenizer = make_tokenizer(settings)
+  labels = settings["labels"]
+  use_pairs = settings["pairs"] if args.pairs is None else args.pairs
+  texts = [split_pair(line, use_pairs) for line in read_texts(args)]
 
-    if args.local:
-        predict = lambda batch: predict_local(version_dir, batch, args.signature_name)  # noqa
-    elif args.grpc:
-        predict = lambda batch: predict_grpc(args.grpc, args.model_name, batch,  # noqa
-                                             args.model_version, args.signature_name, args.timeout)
-    else:
-        server = args.server or "http://localhost:8501"
-        predict = lambda batch: predict_rest(server, args.model_name, batch,  # noqa
-                                             args.model_version, args.signature_name, args.timeout)
+  if args.local:
+    predict = lambda batch: predict_local(version_dir, batch, args.signature_name)  # noqa
+  elif args.grpc:
+    predict = lambda batch: predict_grpc(
+        args.grpc,
+        args.model_name,
+        batch,  # noqa
+        args.model_version,
+        args.signature_name,
+        args.timeout)
+  else:
+    server = args.server or "http://localhost:8501"
+    predict = lambda batch: predict_rest(
+        server,
+        args.model_name,
+        batch,  # noqa
+        args.model_version,
+        args.signature_name,
+        args.timeout)
 
-    truncated = 0
-    formatter = format_json if args.json else format_line
-    for start in range(0, len(texts), args.batch_size):
-        chunk = texts[start:start + args.batch_size]
-        batch = encode_texts(chunk, tokenizer, settings["max_seq_length"])
-        truncated += int(batch["truncated"].sum())
-        probabilities = predict(batch)
-        if probabilities.shape != (len(chunk), len(labels)):
-            raise ServingError(
-                "the model answered probabilities of shape %s for %d texts and %d labels (%s); "
-                "is the server serving this export?" % (list(probabilities.shape), len(chunk),
-                                                        len(labels), version_dir))
-        for text, row in zip(chunk, probabilities):
-            label = labels[int(np.argmax(row))]
-            stdout.write(formatter(label, row, labels, text) + "\n")
-        stdout.flush()
-    if truncated:
-        print("note: %d of %d texts were longer than max_seq_length %d tokens and were truncated"
-              % (truncated, len(texts), settings["max_seq_length"]), file=sys.stderr)
-    return 0
+  truncated = 0
+  formatter = format_json if args.json else format_line
+  for start in range(0, len(texts), args.batch_size):
+    chunk = texts[start:start + args.batch_size]
+    batch = encode_texts(chunk, tokenizer, settings["max_seq_length"])
+    truncated += int(batch["truncated"].sum())
+    probabilities = predict(batch)
+    if probabilities.shape != (len(chunk), len(labels)):
+      raise ServingError(
+          "the model answered probabilities of shape %s for %d texts and %d labels (%s); "
+          "is the server serving this export?" %
+          (list(probabilities.shape), len(chunk), len(labels), version_dir))
+    for text, row in zip(chunk, probabilities):
+      label = labels[int(np.argmax(row))]
+      stdout.write(formatter(label, row, labels, text) + "\n")
+    stdout.flush()
+  if truncated:
+    print("note: %d of %d texts were longer than max_seq_length %d tokens and were truncated" %
+          (truncated, len(texts), settings["max_seq_length"]),
+          file=sys.stderr)
+  return 0
 
 
 def run(argv=None, stdout=None):
-    """main() with one-line errors on stderr (exit 1) instead of tracebacks."""
-    try:
-        return main(argv, stdout)
-    except KeyboardInterrupt:
-        print("predict_client.py: error: interrupted", file=sys.stderr)
-        return 130
-    except (UsageError, ServingError, ValueError, OSError) as e:
-        message = " ".join(str(e).split()) or type(e).__name__
-        print("predict_client.py: error: %s" % message, file=sys.stderr)
-        return 1
+  """main() with one-line errors on stderr (exit 1) instead of tracebacks."""
+  try:
+    return main(argv, stdout)
+  except KeyboardInterrupt:
+    print("predict_client.py: error: interrupted", file=sys.stderr)
+    return 130
+  except (UsageError, ServingError, ValueError, OSError) as e:
+    message = " ".join(str(e).split()) or type(e).__name__
+    print("predict_client.py: error: %s" % message, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+  sys.exit(run())
