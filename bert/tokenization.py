@@ -57,18 +57,14 @@ def validate_case_matches_checkpoint(do_lower_case, init_checkpoint):
   model_name = match.group(1)
 
   if model_name in _LOWER_CASED_MODELS and not do_lower_case:
-    actual_flag, case_name, opposite_flag = "False", "lowercased", "True"
+    trained = "lower-cased"
   elif model_name in _CASED_MODELS and do_lower_case:
-    actual_flag, case_name, opposite_flag = "True", "cased", "False"
+    trained = "cased"
   else:
     return
-
-  raise ValueError("You passed in `--do_lower_case=%s` with `--init_checkpoint=%s`. "
-                   "However, `%s` seems to be a %s model, so you should pass in "
-                   "`--do_lower_case=%s` so that the fine-tuning matches how the model "
-                   "was pre-trained. If this error is wrong, please just comment out "
-                   "this check." %
-                   (actual_flag, init_checkpoint, model_name, case_name, opposite_flag))
+  raise ValueError("--do_lower_case=%s contradicts --init_checkpoint %s: Google's %s was "
+                   "pre-trained on %s text (expected --do_lower_case=%s)" %
+                   (do_lower_case, init_checkpoint, model_name, trained, not do_lower_case))
 
 
 def convert_to_unicode(text):
