@@ -911,7 +911,7 @@ def format_report(quick, prepared, gemm_runs, combos, runs, serving, serving_ext
     if not (base and other and "gemm_fp32" in base and "gemm_fp32" in other):
       return
     gain = _normalized(other) / _normalized(base)
-    gains.setdefault((precision, xla), []).append(gain)
+    gains.setdefault((precision, xla), []).append((padding, gain))
     add("- %s, %s padding: %s = %.2f× (%.2f×)" % (
         model, padding, what, gain, other["examples_per_sec"] / base["examples_per_sec"]))
 
@@ -935,12 +935,20 @@ def format_report(quick, prepared, gemm_runs, combos, runs, serving, serving_ext
   if dynamic:
     add("Defaults: padding — %s." % ("keep `--padding dynamic`" if min(dynamic) > 1 else
                                     "dynamic padding is not faster everywhere here"))
-  # A setting earns a default only if it is clearly faster in every comparison made.
-  for (precision, xla), values in sorted(gains.items()):
+  # A setting earns a default only if it is clearly faster in every comparison made, the
+  # default (dynamic) padding included.
+  for (precision, xla), measured in sorted(gains.items()):
     what = "%s%s" % (precision, "" if xla == "off" else " with XLA %s" % XLA_LABELS[xla])
+    values = [gain for _, gain in measured]
+    if min(values) < 1.1:
+      verdict_text = "keep it off by default"
+    elif "dynamic" not in {padding for padding, _ in measured}:
+      verdict_text = ("faster at fixed padding only, not measured with the default dynamic "
+                      "padding: keep it off by default")
+    else:
+      verdict_text = "worth making the default"
     add("Defaults: %s — %.2f× to %.2f× of fp32 without XLA → %s." % (
-        what, min(values), max(values),
-        "worth making the default" if min(values) >= 1.1 else "keep it off by default"))
+        what, min(values), max(values), verdict_text))
   add("")
   return "\n".join(lines) + "\n"
 
