@@ -44,8 +44,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bert import classifier, classifier_data, distillation, export, modeling  # noqa: E402
-from bert.run_classifier_distill import DistillRun  # noqa: E402
+from bert import classifier_flags  # noqa: E402
+from bert.distill_run import DistillRun  # noqa: E402
 from bert.training import ModeKeys, session_config  # noqa: E402
+
+classifier_flags.define_distill_flags()
 
 tf1 = tf.compat.v1
 

@@ -13,15 +13,17 @@ if __package__ in (None, ""):  # run as `python bert/run_classifier.py`
 
 from absl import app, flags
 
-from bert import classifier_run
+from bert import classifier_flags
 from bert.errors import run_main
 
 FLAGS = flags.FLAGS
-classifier_run.define_flags()
+classifier_flags.define_flags()
 
 
 def main(argv):
   del argv
+  classifier_flags.check_flags(FLAGS)  # before TensorFlow loads: a bad flag fails at once
+  from bert import classifier_run  # pylint: disable=import-outside-toplevel
   classifier_run.ClassifierRun(FLAGS).run()
 
 

@@ -12,114 +12,19 @@ if __package__ in (None, ""):  # run as `python bert/run_classifier_distill.py`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
-import tensorflow as tf
 
-from bert import classifier, classifier_data, classifier_run, distillation
-from bert.errors import UsageError, run_main
-from bert.training import ModeKeys, log
+from bert import classifier_flags
+from bert.errors import run_main
 
 FLAGS = flags.FLAGS
-classifier_run.define_flags()
-flags.DEFINE_string("teacher_model", None, "Teacher SavedModel: a version dir, or a base dir "
-                    "(its newest numeric version).")
-flags.DEFINE_float("alpha", 0.5, "Weight of the soft (teacher) loss, in [0, 1].")
-flags.DEFINE_enum("teacher_logits", "online", ["online", "cached"], "online: the teacher runs in "
-                  "the student's graph each step; cached: one teacher pass stores its logits in "
-                  "the training features, reused across epochs and reruns.")
-FLAGS.set_default("temperature", 2.0)
-
-TEACHER_RECORD_SUFFIX = ".teacher.tf_record"
-
-
-class DistillRun(classifier_run.ClassifierRun):
-  """ClassifierRun whose loss is Hinton's, against a frozen teacher."""
-
-  def __init__(self, flag_values):
-    super(DistillRun, self).__init__(flag_values)
-    fv = flag_values
-    self.teacher = distillation.Teacher(fv.teacher_model)
-    self.teacher.check_compatible(self.label_list, fv.vocab_file, fv.do_lower_case,
-                                  fv.max_seq_length)
-
-  def validate_flags(self):
-    super(DistillRun, self).validate_flags()
-    fv = self.flags
-    classifier_run._require(fv.teacher_model, "teacher_model", "the teacher's SavedModel export")
-    if not 0.0 <= fv.alpha <= 1.0:
-      raise UsageError("--alpha: must be in [0, 1], got %s" % fv.alpha)
-    if fv.do_distill:
-      raise UsageError("--do_distill: is for training a teacher with run_classifier.py")
-
-  @property
-  def train_temperature(self):
-    return 1.0  # the student's hard-label loss, eval and export are at T=1
-
-  def teacher_features(self, split):
-    """The split's features plus the teacher's logits, cached while inputs and teacher are unchanged."""
-    record_file, base_info = self.features(split)
-    fingerprint = dict(base_info["fingerprint"], extra=self.teacher.fingerprint())
-    output = record_file[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX
-    info = classifier_data.cached_record_info(output, fingerprint)
-    if info:
-      log("Reusing teacher logits %s" % output)
-    else:
-      info = self.teacher.write_logits(record_file, output, fingerprint)
-      log("Wrote teacher logits for %d %s examples to %s" % (info["num_examples"], split, output))
-    return output, info
-
-  def train_features(self):
-    # The teacher's accuracy is checked before any training step: on the dev split, or on the
-    # training split when there is no dev file (--do_train alone does not need one).
-    fv = self.flags
-    split = "dev" if os.path.isfile(self.processor.data_file(fv.data_dir, "dev")) else "train"
-    _, check_info = self.teacher_features(split)
-    distillation.warn_if_weak(check_info["teacher_accuracy"], self.teacher.version_dir, split)
-    if fv.teacher_logits == "cached":
-      return self.teacher_features("train")
-    return self.features("train")
-
-  def input_fn(self, record_file, is_training):
-    fv = self.flags
-    return classifier_data.input_fn_builder(
-        record_file, is_training, fv.max_seq_length, padding=fv.padding,
-        num_labels=len(self.label_list), seed=fv.seed,
-        with_teacher_logits=record_file.endswith(TEACHER_RECORD_SUFFIX))
-
-  def eval_features(self):
-    return self.teacher_features("dev")
-
-  def loss_builder(self):
-    fv = self.flags
-    teacher = self.teacher
-
-    def build(features, logits, label_ids, num_labels, mode):
-      if "teacher_logits" in features:
-        teacher_logits = features["teacher_logits"]
-      else:
-        teacher_logits = teacher.logits(features["input_ids"], features["input_mask"],
-                                        features["segment_ids"])
-      loss, hard, soft = distillation.kd_loss(logits, teacher_logits, label_ids,
-                                              fv.temperature, fv.alpha)
-      if mode == ModeKeys.EVAL:
-        # Eval loss is the student's own cross-entropy at T=1; agreement and KL need the teacher.
-        eval_tensors = {"teacher_logits": teacher_logits, "student_logits": logits}
-
-        def metrics_fn(arrays):
-          agreement, kl = distillation.agreement_and_kl(arrays["teacher_logits"],
-                                                        arrays["student_logits"])
-          return {"teacher_agreement": agreement, "kl_teacher_student": kl}
-
-        return classifier.LossParts(hard, {}, eval_tensors, metrics_fn)
-      return classifier.LossParts(loss, {"hard_loss": tf.reduce_mean(hard),
-                                          "soft_loss": tf.reduce_mean(soft)},
-                                  {}, None)
-
-    return build
+classifier_flags.define_distill_flags()
 
 
 def main(argv):
   del argv
-  DistillRun(FLAGS).run()
+  classifier_flags.check_distill_flags(FLAGS)  # before TensorFlow loads: a bad flag fails at once
+  from bert import distill_run  # pylint: disable=import-outside-toplevel
+  distill_run.DistillRun(FLAGS).run()
 
 
 if __name__ == "__main__":

@@ -156,10 +156,10 @@ def classifier_flags(**values):
   values: flag name → value, given as on the command line (`do_train=True`, `labels="a,b"`).
   """
   from absl import flags as absl_flags
-  from bert import classifier_run
+  from bert import classifier_flags
 
   private = absl_flags.FlagValues()
-  classifier_run.define_flags(private)
+  classifier_flags.define_flags(private)
   argv = ["run_classifier"]
   for name, value in values.items():
     if isinstance(value, bool):

@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from bert import classifier, classifier_run, distillation, export, modeling
 from bert.errors import UsageError, run_main
-from bert.run_classifier_distill import TEACHER_RECORD_SUFFIX, DistillRun
+from bert import classifier_flags
+from bert.distill_run import TEACHER_RECORD_SUFFIX, DistillRun
 from bert.training import ModeKeys
 
 tf1 = tf.compat.v1
@@ -71,7 +72,8 @@ def review_lines(count, seed):
 
 def flag_values(**overrides):
   """run_classifier_distill's flags at their defaults, as attributes, with overrides."""
-  fv = absl_flags.FLAGS  # registered by importing run_classifier_distill
+  fv = absl_flags.FLAGS
+  classifier_flags.define_distill_flags(fv)
   values = {name: fv[name].default for name in fv}
   values.update(log_every_n_steps=1000, save_checkpoints_steps=100000)
   values.update(overrides)

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from bert import classifier, classifier_data, classifier_run, export
 from bert.errors import UsageError, run_main
-from bert.run_classifier_distill import DistillRun
+from bert.distill_run import DistillRun
 
 import conftest
 

@@ -101,3 +101,21 @@ def test_both_entry_points_import_in_one_process():
              "print(flags.FLAGS['alpha'].default, flags.FLAGS['task_name'].default)"])
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.split() == ["0.5", "None"]
+
+
+@pytest.mark.parametrize("entry,bad_flag,words", [
+    (ENTRY, "--learning_rate=0", ["--learning_rate", "> 0"]),
+    ("bert/run_classifier_distill.py", "--alpha=2", ["--teacher_model", "required"]),
+])
+def test_flag_errors_come_before_tensorflow_is_imported(setup, tmp_path, entry, bad_flag, words):
+  # A `tensorflow` that cannot be imported: the flag error must be reported without it.
+  fake = tmp_path / "fake_site" / "tensorflow"
+  fake.mkdir(parents=True)
+  (fake / "__init__.py").write_text("raise ImportError('tensorflow imported before flags')\n")
+  result = conftest.run_entry(
+      [entry] + base_args(setup)[1:] + ["--do_train", bad_flag],
+      env={"PYTHONPATH": os.pathsep.join([str(fake.parent), conftest.REPO_ROOT])})
+  assert result.returncode == 1, result.stderr[-2000:]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+  assert len(errors) == 1 and all(word in errors[0] for word in words), result.stderr[-2000:]
+  assert "tensorflow imported before flags" not in result.stderr

@@ -1,0 +1,139 @@
+"""Command-line flags of both entry points and the checks that need only their values.
+
+No TensorFlow here: the entry points check their flags before importing it, so a bad flag is
+reported at once.
+"""
+
+from absl import flags
+
+from bert.errors import UsageError
+
+
+class _FlagDefiner(object):
+  """absl's DEFINE_* functions bound to one FlagValues."""
+
+  def __init__(self, flag_values):
+    self.flag_values = flag_values
+
+  def __getattr__(self, name):
+    define = getattr(flags, name)
+    return lambda *args, **kwargs: define(*args, flag_values=self.flag_values, **kwargs)
+
+
+def define_flags(flag_values=None):
+  """Google's run_classifier flags (same names and meaning) plus this toolkit's.
+
+  flag_values: where to define them (default absl's global FLAGS). Idempotent, so both entry
+  points can be imported in one process (tests, notebooks).
+  """
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  if "task_name" in flag_values:
+    return
+  f = _FlagDefiner(flag_values)
+  f.DEFINE_string("task_name", None, "Task: emotion, csv, mrpc, cola, mnli or xnli.")
+  f.DEFINE_string("data_dir", None, "Directory of the task's train/dev/test files.")
+  f.DEFINE_string("vocab_file", None, "The vocabulary the model was trained with.")
+  f.DEFINE_string("bert_config_file", None, "bert_config.json of the model.")
+  f.DEFINE_string("output_dir", None, "Checkpoints, features, summaries and results go here.")
+  f.DEFINE_string("init_checkpoint", None, "Google BERT checkpoint, training checkpoint or export "
+                  "to start from.")
+  f.DEFINE_string("init_layer_map", None, "Layer i of the model starts from --init_checkpoint's "
+                  "layer map[i], e.g. 0,4,8,11 (a shallow student from a deep teacher).")
+  f.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased and Chinese models).")
+  f.DEFINE_integer("max_seq_length", 128, "Longest token sequence; longer texts are truncated.")
+  f.DEFINE_bool("do_train", False, "Train on train split.")
+  f.DEFINE_bool("do_eval", False, "Evaluate on the dev split (eval_results.txt).")
+  f.DEFINE_bool("do_predict", False, "Predict the test split (test_results.tsv).")
+  f.DEFINE_bool("do_export", False, "Export a SavedModel for tensorflow_model_server.")
+  f.DEFINE_string("export_dir", None, "Base directory of the exported versions.")
+  f.DEFINE_integer("train_batch_size", 32, "Training batch size.")
+  f.DEFINE_integer("eval_batch_size", 8, "Eval batch size.")
+  f.DEFINE_integer("predict_batch_size", 8, "Predict batch size.")
+  f.DEFINE_float("learning_rate", 5e-5, "Peak learning rate of Adam.")
+  f.DEFINE_float("num_train_epochs", 3.0, "Epochs of training.")
+  f.DEFINE_integer("num_train_steps", 0, "Train this many steps instead of num_train_epochs.")
+  f.DEFINE_float("warmup_proportion", 0.1, "Fraction of steps with linear learning-rate warmup.")
+  f.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps.")
+  f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in output_dir.")
+  f.DEFINE_integer("log_every_n_steps", 50, "Progress line and summaries every this many steps.")
+  f.DEFINE_integer("iterations_per_loop", 1000, "Accepted for compatibility with Google's scripts.")
+  f.DEFINE_bool("use_tpu", False, "Accepted for compatibility; TPUs are not supported.")
+  f.DEFINE_bool("do_distill", False, "Train the teacher on temperature-scaled logits "
+                "(cross-entropy on logits/T times T^2); its export divides logits by T.")
+  f.DEFINE_float("temperature", 1.0, "Softmax temperature T (> 0).")
+  f.DEFINE_enum("padding", "dynamic", ["dynamic", "fixed"], "Pad each batch to its longest "
+                "example (bucketed when training) or always to max_seq_length.")
+  f.DEFINE_enum("precision", "fp32", ["fp32", "fp16", "bf16"], "Compute precision; weights, "
+                "checkpoints and exports stay fp32.")
+  f.DEFINE_bool("use_xla", False, "Compile the graph with XLA JIT.")
+  f.DEFINE_integer("seed", 12345, "Random seed of initialisation, dropout and shuffling.")
+  f.DEFINE_string("labels", None, "csv task: comma-separated label list (default: read from the "
+                  "training file, sorted).")
+  f.DEFINE_string("text_column", "0", "csv task: text column (index, or name with --csv_header).")
+  f.DEFINE_string("text_b_column", "", "csv task: second text column for sentence pairs.")
+  f.DEFINE_string("label_column", "1", "csv task: label column.")
+  f.DEFINE_string("csv_delimiter", "", "csv task: delimiter (default: ',' for .csv, tab else).")
+  f.DEFINE_bool("csv_header", False, "csv task: the first row names the columns.")
+
+
+def require(value, flag, what):
+  if value is None or value == "":
+    raise UsageError("--%s: required (%s)" % (flag, what))
+
+
+def positive(value, flag):
+  if value is None or value <= 0:
+    raise UsageError("--%s: must be > 0, got %s" % (flag, value))
+
+
+def check_flags(fv):
+  """The checks that need only the flags' values (no file read, no TensorFlow)."""
+  if not (fv.do_train or fv.do_eval or fv.do_predict or fv.do_export):
+    raise UsageError("nothing to do: give at least one of --do_train, --do_eval, --do_predict, "
+                     "--do_export")
+  if fv.use_tpu:
+    raise UsageError("--use_tpu: TPUs are not supported by this toolkit (use GPU or CPU)")
+  for flag, what in (("task_name", "the task"), ("vocab_file", "vocab.txt"),
+                     ("bert_config_file", "bert_config.json"),
+                     ("output_dir", "where checkpoints go")):
+    require(getattr(fv, flag), flag, what)
+  if fv.do_train or fv.do_eval or fv.do_predict:
+    require(fv.data_dir, "data_dir", "directory of the task's data files")
+  if fv.do_export:
+    require(fv.export_dir, "export_dir", "base directory of exported versions")
+  for flag in ("train_batch_size", "eval_batch_size", "predict_batch_size", "learning_rate",
+               "max_seq_length", "save_checkpoints_steps", "keep_checkpoint_max",
+               "temperature"):
+    positive(getattr(fv, flag), flag)
+  if fv.do_train and fv.num_train_steps <= 0:
+    positive(fv.num_train_epochs, "num_train_epochs")
+  if not 0.0 <= fv.warmup_proportion <= 1.0:
+    raise UsageError("--warmup_proportion: must be in [0, 1], got %s" % fv.warmup_proportion)
+  if fv.max_seq_length < 3:
+    raise UsageError("--max_seq_length: must be at least 3 ([CLS] text [SEP]), got %d" %
+                     fv.max_seq_length)
+
+
+def define_distill_flags(flag_values=None):
+  """run_classifier's flags plus the teacher's; the temperature defaults to 2."""
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  define_flags(flag_values)
+  if "teacher_model" in flag_values:
+    return
+  f = _FlagDefiner(flag_values)
+  f.DEFINE_string("teacher_model", None, "Teacher SavedModel: a version dir, or a base dir "
+                  "(its newest numeric version).")
+  f.DEFINE_float("alpha", 0.5, "Weight of the soft (teacher) loss, in [0, 1].")
+  f.DEFINE_enum("teacher_logits", "online", ["online", "cached"], "online: the teacher runs in "
+                "the student's graph each step; cached: one teacher pass stores its logits in "
+                "the training features, reused across epochs and reruns.")
+  flag_values.set_default("temperature", 2.0)
+
+
+def check_distill_flags(fv):
+  check_flags(fv)
+  require(fv.teacher_model, "teacher_model", "the teacher's SavedModel export")
+  if not 0.0 <= fv.alpha <= 1.0:
+    raise UsageError("--alpha: must be in [0, 1], got %s" % fv.alpha)
+  if fv.do_distill:
+    raise UsageError("--do_distill: is for training a teacher with run_classifier.py")
