@@ -1,8 +1,8 @@
 """The train → eval → predict → export sequence shared by both entry points.
 
 `run_classifier.py` runs ClassifierRun as it is; `run_classifier_distill.py` runs its subclass
-DistillRun (distill_run.py), which adds the teacher and Hinton's loss. Data flows one way: text → features (TFRecord) → model_fn →
-trainer → export.
+DistillRun (distill_run.py), which adds the teacher and Hinton's loss. Data flows one way:
+text → features (TFRecord) → model_fn → trainer → export.
 """
 
 import math
