@@ -14,6 +14,7 @@ import os
 import tensorflow as tf
 
 from bert.errors import UsageError
+from bert.processes import process_alive
 # Re-exported: the examples and features are part of this module's API, as in Google's BERT.
 from bert.features import (InputExample, InputFeatures, convert_examples_to_features,  # noqa: F401
                            convert_single_example, truncate_pair)
@@ -338,21 +339,11 @@ def cached_record_info(record_file, fingerprint):
   return info if info.get("fingerprint") == fingerprint else None
 
 
-def _process_alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except OSError:  # alive, owned by another user
-    pass
-  return True
-
-
 def remove_orphaned_temp_files(record_file):
   """Removes `record_file.tmp-<pid>[.json]` left by a writer that was killed (its pid is gone)."""
   for path in glob.glob(glob.escape(record_file) + ".tmp-*"):
     pid = path[len(record_file) + len(".tmp-"):].split(".")[0]
-    if pid.isdigit() and not _process_alive(int(pid)):
+    if pid.isdigit() and not process_alive(int(pid)):
       try:
         os.remove(path)
       except OSError:

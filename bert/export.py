@@ -18,6 +18,7 @@ from bert.errors import UsageError
 from bert.export_layout import (INFO_FILE, INPUT_NAMES, SERVE_TAG, SIGNATURE_KEY,  # noqa: F401
                                 TEMP_PREFIX, WARMUP_FILE, numeric_versions, read_export_info,
                                 resolve_version_dir)
+from bert.processes import process_alive
 from bert.training import check_shapes_match, log
 
 tf1 = tf.compat.v1
@@ -114,23 +115,13 @@ def _rename_into_place(export_dir, temp_dir):
       version += 1
 
 
-def _process_alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
 def remove_stale_temp_dirs(export_dir):
   """Deletes half-written exports of killed processes (they never had a numeric name)."""
   if not os.path.isdir(export_dir):
     return
   for name in os.listdir(export_dir):
     pid = name.rsplit("-", 1)[-1]
-    if name.startswith(TEMP_PREFIX) and pid.isdigit() and not _process_alive(int(pid)):
+    if name.startswith(TEMP_PREFIX) and pid.isdigit() and not process_alive(int(pid)):
       shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
 
 
