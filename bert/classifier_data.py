@@ -246,6 +246,18 @@ class ColaProcessor(_TsvProcessor):
     return fields[3], None, fields[1]
 
 
+class Sst2Processor(_TsvProcessor):
+  """GLUE's SST-2: `sentence<TAB>label` with a header; the test file is `index<TAB>sentence`."""
+
+  name = "sst2"
+  labels = ["0", "1"]
+
+  def parse(self, fields, split):
+    if split == "test":
+      return fields[-1], None, None
+    return fields[0], None, fields[1]
+
+
 class MnliProcessor(_TsvProcessor):
   name = "mnli"
   labels = ["contradiction", "entailment", "neutral"]
@@ -277,7 +289,7 @@ class XnliProcessor(_TsvProcessor):
 
 
 PROCESSORS = {p.name: p for p in (EmotionProcessor, CsvProcessor, MrpcProcessor, ColaProcessor,
-                                  MnliProcessor, XnliProcessor)}
+                                  Sst2Processor, MnliProcessor, XnliProcessor)}
 
 
 def get_processor(task_name, **csv_options):

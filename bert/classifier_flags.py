@@ -30,7 +30,7 @@ def define_flags(flag_values=None):
   if "task_name" in flag_values:
     return
   f = _FlagDefiner(flag_values)
-  f.DEFINE_string("task_name", None, "Task: emotion, csv, mrpc, cola, mnli or xnli.")
+  f.DEFINE_string("task_name", None, "Task: emotion, csv, sst2, mrpc, cola, mnli or xnli.")
   f.DEFINE_string("data_dir", None, "Directory of the task's train/dev/test files.")
   f.DEFINE_string("vocab_file", None, "The vocabulary the model was trained with.")
   f.DEFINE_string("bert_config_file", None, "bert_config.json of the model.")
