@@ -144,8 +144,13 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
     train_op, lr, _ = optimization.create_optimizer(loss, learning_rate, num_train_steps,
                                                     num_warmup_steps, loss_scale=loss_scale)
     predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    summaries = dict(parts.summaries, loss=loss, learning_rate=lr,
-                     accuracy=tf.reduce_mean(tf.cast(tf.equal(predicted, label_ids), tf.float32)),
+    correct = tf.cast(tf.equal(predicted, label_ids), tf.float32)
+    if "has_label" in features:  # transfer-set examples have no label: not in the accuracy
+      labelled = tf.cast(features["has_label"], tf.float32)
+      accuracy = tf.reduce_sum(correct * labelled) / tf.maximum(tf.reduce_sum(labelled), 1.0)
+    else:
+      accuracy = tf.reduce_mean(correct)
+    summaries = dict(parts.summaries, loss=loss, learning_rate=lr, accuracy=accuracy,
                      batch_size=tf.shape(label_ids)[0])
     if loss_scale is not None:
       summaries["loss_scale"] = loss_scale.scale

@@ -10,6 +10,7 @@ import glob
 import hashlib
 import json
 import os
+import random
 
 import tensorflow as tf
 
@@ -312,12 +313,16 @@ def _float_feature(values):
   return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
 
-def feature_to_example(feature, teacher_logits=None):
+def feature_to_example(feature, teacher_logits=None, has_label=None):
+  """has_label: None (the field is left out: every example is labelled), 1, or 0 for a
+  transfer-set example (soft loss only; its label_ids is 0 and means nothing)."""
   fields = {"input_ids": _int_feature(feature.input_ids),
             "segment_ids": _int_feature(feature.segment_ids),
             "label_ids": _int_feature([feature.label_id])}
   if teacher_logits is not None:
     fields["teacher_logits"] = _float_feature(teacher_logits)
+  if has_label is not None:
+    fields["has_label"] = _int_feature([int(has_label)])
   return tf.train.Example(features=tf.train.Features(feature=fields))
 
 
@@ -389,12 +394,98 @@ def write_records(record_file, examples_iter, fingerprint, stats):
   return info
 
 
-def parse_spec(num_labels=None, with_teacher_logits=False):
+# -- transfer set ----------------------------------------------------------------------------
+# Unlabelled examples taught by the teacher's soft targets alone (distillation's --transfer_file
+# and --augment_copies), mixed into the training records with has_label = 0.
+
+TRANSFER_FORMATS = ("text", "task")
+
+
+def read_transfer_examples(path, transfer_format, processor, pairs=False):
+  """The examples of a transfer file, without labels.
+
+  transfer_format: "text": one example per line (blank lines skipped), the whole line is the
+  text, or `text_a<TAB>text_b` when pairs; "task": the task's own training-file format (as its
+  train file: header, columns), whose labels are read and dropped.
+  Returns InputExamples with label None.
+  """
+  if transfer_format == "task":
+    examples = [InputExample("transfer-%d" % i, e.text_a, e.text_b, None, e.source)
+                for i, e in enumerate(processor.read_examples(path, "train"))]
+  elif transfer_format == "text":
+    examples = []
+    for number, line in read_lines(path):
+      if not line.strip():
+        continue
+      text_a, text_b = line.split("\t", 1) if pairs and "\t" in line else (line, None)
+      examples.append(InputExample("transfer-%d" % number, text_a.strip(),
+                                   text_b.strip() if text_b else None,
+                                   None, "%s:%d" % (path, number)))
+  else:
+    raise UsageError("--transfer_format: expected one of %s, got %r" %
+                     (", ".join(TRANSFER_FORMATS), transfer_format))
+  if not examples:
+    raise UsageError("transfer file %s: no examples found" % path)
+  return examples
+
+
+class _Serialized(object):
+  """An already serialized tf.Example, for write_records."""
+
+  __slots__ = ("data",)
+
+  def __init__(self, data):
+    self.data = data
+
+  def SerializeToString(self):  # pylint: disable=invalid-name
+    return self.data
+
+
+def read_serialized_records(record_file, chunk=4096):
+  """The serialized records of a TFRecord file, in order (in a throwaway graph)."""
+  records = []
+  with tf.Graph().as_default() as graph:
+    batch = tf.compat.v1.data.make_one_shot_iterator(
+        tf.data.TFRecordDataset(record_file).batch(chunk)).get_next()
+    graph.finalize()
+    with tf.compat.v1.Session(graph=graph) as session:
+      while True:
+        try:
+          records.extend(session.run(batch))
+        except tf.errors.OutOfRangeError:
+          return records
+
+
+def write_transfer_records(record_file, labelled_record, transfer_features, fingerprint, seed):
+  """The labelled records (has_label 1) and the transfer features (has_label 0), shuffled together.
+
+  The order is a seeded permutation, so input_fn's shuffle buffer mixes both kinds from the first
+  step even when the transfer set is much larger than the buffer.
+  Returns the sidecar info: num_examples, num_labelled, num_transfer.
+  """
+  records = []
+  for data in read_serialized_records(labelled_record):
+    example = tf.train.Example.FromString(data)
+    example.features.feature["has_label"].int64_list.value[:] = [1]
+    records.append(example.SerializeToString())
+  num_labelled = len(records)
+  records.extend(feature_to_example(f, has_label=0).SerializeToString()
+                 for f in transfer_features)
+  random.Random(seed).shuffle(records)
+  return write_records(record_file, (_Serialized(r) for r in records), fingerprint,
+                       {"num_labelled": num_labelled,
+                        "num_transfer": len(records) - num_labelled,
+                        "num_transfer_truncated": sum(f.truncated for f in transfer_features)})
+
+
+def parse_spec(num_labels=None, with_teacher_logits=False, with_has_label=False):
   spec = {"input_ids": tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True),
           "segment_ids": tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True),
           "label_ids": tf.io.FixedLenFeature([], tf.int64)}
   if with_teacher_logits:
     spec["teacher_logits"] = tf.io.FixedLenFeature([num_labels], tf.float32)
+  if with_has_label:
+    spec["has_label"] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
   return spec
 
 
@@ -406,11 +497,12 @@ def default_bucket_boundaries(max_seq_length):
 
 def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic",
                      num_labels=None, with_teacher_logits=False, bucket_boundaries=None,
-                     shuffle_buffer=20000, seed=None, num_epochs=None):
+                     shuffle_buffer=20000, seed=None, num_epochs=None, with_has_label=False):
   """Returns input_fn(params) → tf.data.Dataset of (features dict, label_ids) batches.
 
   Batches hold int32 `input_ids`, `input_mask`, `segment_ids` [batch_size, seq_length] and
-  `label_ids` [batch_size] (and float32 `teacher_logits` [batch_size, num_labels] when cached).
+  `label_ids` [batch_size] (and float32 `teacher_logits` [batch_size, num_labels] when cached;
+  int32 `has_label` [batch_size], 0 for transfer-set examples, with with_has_label).
   padding: "fixed" pads to max_seq_length; "dynamic" pads each batch to its longest example,
   and when training groups examples into length buckets, padded to the bucket's bound, so step
   shapes repeat (XLA compiles once per bucket). Training shuffles within and across buckets and
@@ -418,7 +510,7 @@ def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic"
   """
   if padding not in ("fixed", "dynamic"):
     raise UsageError("--padding: expected fixed or dynamic, got %r" % padding)
-  spec = parse_spec(num_labels, with_teacher_logits)
+  spec = parse_spec(num_labels, with_teacher_logits, with_has_label)
 
   def decode(record):
     example = tf.io.parse_single_example(record, spec)
@@ -427,6 +519,8 @@ def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic"
     features["input_mask"] = tf.ones_like(features["input_ids"])
     if with_teacher_logits:
       features["teacher_logits"] = example["teacher_logits"]
+    if with_has_label:
+      features["has_label"] = tf.cast(example["has_label"], tf.int32)
     return features
 
   def input_fn(params):
@@ -439,6 +533,8 @@ def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic"
     padded_shapes["label_ids"] = []
     if with_teacher_logits:
       padded_shapes["teacher_logits"] = [num_labels]
+    if with_has_label:
+      padded_shapes["has_label"] = []
     if padding == "fixed":
       padded_shapes.update({name: [max_seq_length]
                             for name in ("input_ids", "segment_ids", "input_mask")})

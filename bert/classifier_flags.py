@@ -127,6 +127,24 @@ def define_distill_flags(flag_values=None):
   f.DEFINE_enum("teacher_logits", "online", ["online", "cached"], "online: the teacher runs in "
                 "the student's graph each step; cached: one teacher pass stores its logits in "
                 "the training features, reused across epochs and reruns.")
+  f.DEFINE_string("transfer_file", None, "Transfer set: unlabelled examples taught by the "
+                  "teacher's soft targets alone (alpha=1 for them), shuffled in with the labelled "
+                  "training examples; an epoch covers both. Read as --transfer_format says.")
+  f.DEFINE_enum("transfer_format", "text", ["text", "task"], "text: one example per line (the "
+                "whole line is the text; text_a<TAB>text_b for sentence-pair tasks); task: the "
+                "task's own training-file format, its labels read and ignored.")
+  f.DEFINE_integer("augment_copies", 0, "Add this many augmented variants of each training text "
+                   "to the transfer set (masking, corpus-word replacement, n-gram sampling; "
+                   "Tang et al. 2019), cached in output_dir/augmented.txt. Labels are not kept.")
+  f.DEFINE_integer("augment_seed", 1, "Seed of the augmentation: the same seed, data and settings "
+                   "give the same variants.")
+  f.DEFINE_float("augment_mask_prob", 0.1, "Augmentation: probability of replacing a word (a "
+                 "character in CJK text) with [MASK] ([UNK] when the vocab has no [MASK]).")
+  f.DEFINE_float("augment_replace_prob", 0.1, "Augmentation: probability of replacing a word with "
+                 "one drawn from the training texts (CJK characters with CJK characters).")
+  f.DEFINE_float("augment_ngram_prob", 0.25, "Augmentation: probability of keeping only a random "
+                 "n-gram of the variant, n uniform in [1, --augment_max_ngram].")
+  f.DEFINE_integer("augment_max_ngram", 5, "Augmentation: longest n-gram kept by n-gram sampling.")
   flag_values.set_default("temperature", 2.0)
 
 
@@ -137,3 +155,19 @@ def check_distill_flags(fv):
     raise UsageError("--alpha: must be in [0, 1], got %s" % fv.alpha)
   if fv.do_distill:
     raise UsageError("--do_distill: is for training a teacher with run_classifier.py")
+  check_transfer_flags(fv)
+
+
+def check_transfer_flags(fv):
+  """--transfer_file and --augment_* values."""
+  if fv.augment_copies < 0:
+    raise UsageError("--augment_copies: must be >= 0, got %d" % fv.augment_copies)
+  for flag in ("augment_mask_prob", "augment_replace_prob", "augment_ngram_prob"):
+    value = getattr(fv, flag)
+    if not 0.0 <= value <= 1.0:  # False for nan too
+      raise UsageError("--%s: must be in [0, 1], got %s" % (flag, value))
+  if fv.augment_mask_prob + fv.augment_replace_prob > 1.0:
+    raise UsageError("--augment_mask_prob + --augment_replace_prob: must be at most 1, got %s" %
+                     (fv.augment_mask_prob + fv.augment_replace_prob))
+  if fv.augment_max_ngram < 1:
+    raise UsageError("--augment_max_ngram: must be >= 1, got %d" % fv.augment_max_ngram)

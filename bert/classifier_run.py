@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from bert import (checkpoint_init, classifier, classifier_data, classifier_flags, export,
+from bert import (checkpoint_init, classifier, classifier_data, classifier_flags, collapse, export,
                   modeling, tokenization)
 from bert.errors import UsageError
 from bert.training import Trainer, log
@@ -31,6 +31,9 @@ def check_vocab(vocab, vocab_file, bert_config):
 
 class ClassifierRun(object):
   """One invocation: validated settings, then the requested do_* steps in order."""
+
+  # Whether the training loss is the hard-label loss, whose constant-prediction level is known.
+  checks_constant_loss = True
 
   def __init__(self, flag_values):
     self.flags = flag_values
@@ -127,7 +130,7 @@ class ClassifierRun(object):
         learning_rate=fv.learning_rate, num_train_steps=self.num_train_steps,
         num_warmup_steps=self.num_warmup_steps, temperature=self.train_temperature,
         precision=fv.precision, init_layer_map=self.layer_map,
-        loss_builder=self.loss_builder())
+        loss_builder=self.loss_builder(), adam_bias_correction=fv.adam_bias_correction)
 
   def model_fn_for_run(self, features, labels, mode, params):
     return self.model_fn()(features, labels, mode, params)
@@ -175,6 +178,11 @@ class ClassifierRun(object):
         (self.num_train_steps, fv.train_batch_size, info["num_examples"], self.num_warmup_steps))
     self.trainer.train(self.input_fn(record_file, True), self.num_train_steps,
                        fv.train_batch_size)
+    if self.checks_constant_loss:
+      warning = collapse.constant_loss_warning(self.trainer.train_losses, len(self.label_list),
+                                               self.train_temperature, fv.learning_rate)
+      if warning:
+        log(warning)
 
   def train_features(self):
     return self.features("train")

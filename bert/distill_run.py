@@ -9,10 +9,15 @@ import os
 
 import tensorflow as tf
 
-from bert import classifier, classifier_data, classifier_flags, classifier_run, distillation
+from bert import (augment, classifier, classifier_data, classifier_flags, classifier_run,
+                  distillation)
+from bert.errors import UsageError
 from bert.training import ModeKeys, log
 
 TEACHER_RECORD_SUFFIX = ".teacher.tf_record"
+# Labelled and transfer-set training examples, with has_label (and `.teacher` when cached).
+TRANSFER_RECORD_PREFIX = "train_transfer."
+TRANSFER_RECORD = TRANSFER_RECORD_PREFIX + "tf_record"
 
 
 class DistillRun(classifier_run.ClassifierRun):
@@ -35,6 +40,10 @@ class DistillRun(classifier_run.ClassifierRun):
   def teacher_features(self, split):
     """The split's features plus the teacher's logits, cached while inputs and teacher are unchanged."""
     record_file, base_info = self.features(split)
+    return self.with_teacher_logits(record_file, base_info, split)
+
+  def with_teacher_logits(self, record_file, base_info, split):
+    """record_file's records plus the teacher's logits, in `<name>.teacher.tf_record`."""
     fingerprint = dict(base_info["fingerprint"], extra=self.teacher.fingerprint())
     output = record_file[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX
     info = classifier_data.cached_record_info(output, fingerprint)
@@ -52,16 +61,97 @@ class DistillRun(classifier_run.ClassifierRun):
     split = "dev" if os.path.isfile(self.processor.data_file(fv.data_dir, "dev")) else "train"
     _, check_info = self.teacher_features(split)
     distillation.warn_if_weak(check_info["teacher_accuracy"], self.teacher.version_dir, split)
+    record_file, info = self.features("train")
+    transfer = self.transfer_features(record_file, info)
+    if transfer:
+      record_file, info = transfer
+      log("Training set: %d labelled + %d transfer examples = %d per epoch (transfer examples "
+          "get the soft loss only)" % (info["num_labelled"], info["num_transfer"],
+                                       info["num_examples"]))
     if fv.teacher_logits == "cached":
-      return self.teacher_features("train")
-    return self.features("train")
+      record_file, teacher_info = self.with_teacher_logits(
+          record_file, info, "train+transfer" if transfer else "train")
+      counts = {k: info[k] for k in ("num_labelled", "num_transfer") if k in info}
+      info = dict(teacher_info, **counts)
+      if transfer:  # it counted the transfer examples' placeholder label 0
+        info.pop("teacher_accuracy", None)
+    return record_file, info
+
+  # -- transfer set ----------------------------------------------------------------------------
+
+  def augmented_file(self, train_examples):
+    """output_dir/augmented.txt: --augment_copies variants of each training text (cached)."""
+    fv = self.flags
+    settings = augment.Settings(fv.augment_copies, fv.augment_seed, fv.augment_mask_prob,
+                                fv.augment_replace_prob, fv.augment_ngram_prob,
+                                fv.augment_max_ngram)
+    data_file = self.processor.data_file(fv.data_dir, "train")
+    fingerprint = augment.fingerprint(data_file, settings,
+                                      augment.mask_token_for(self.tokenizer.vocab),
+                                      classifier_data.file_fingerprint(data_file))
+    fingerprint["processor"] = self.processor.options()
+    path = augment.cached_augmented(fv.output_dir, fingerprint)
+    if path:
+      log("Reusing augmented transfer examples %s" % path)
+      return path
+    augment.write_augmented(fv.output_dir, train_examples(), settings,
+                            augment.mask_token_for(self.tokenizer.vocab), fingerprint, log=log)
+    return os.path.join(fv.output_dir, augment.AUGMENTED_FILE)
+
+  def transfer_features(self, train_record, train_info):
+    """(record, info) of the labelled and transfer examples shuffled together, or None.
+
+    The transfer set is --transfer_file plus --augment_copies variants of the training texts;
+    its records have has_label 0 and label_ids 0. Rebuilt when the training features, a transfer
+    file, the augmentation settings or --seed change.
+    """
+    fv = self.flags
+    if not fv.transfer_file and not fv.augment_copies:
+      return None
+    cache = {}
+
+    def train_examples():
+      if "train" not in cache:
+        cache["train"] = self.processor.get_examples(fv.data_dir, "train")
+      return cache["train"]
+
+    sources = []
+    if fv.transfer_file:
+      if not os.path.isfile(fv.transfer_file):
+        raise UsageError("--transfer_file %s: not found" % fv.transfer_file)
+      sources.append((fv.transfer_file, fv.transfer_format))
+    if fv.augment_copies:
+      sources.append((self.augmented_file(train_examples), "text"))
+    fingerprint = dict(train_info["fingerprint"], transfer=[
+        {"file": os.path.abspath(path), "format": fmt,
+         "sha256": classifier_data.file_fingerprint(path)} for path, fmt in sources],
+                       shuffle_seed=fv.seed)
+    output = os.path.join(fv.output_dir, TRANSFER_RECORD)
+    info = classifier_data.cached_record_info(output, fingerprint)
+    if info:
+      log("Reusing %s (%d labelled + %d transfer examples)" %
+          (output, info["num_labelled"], info["num_transfer"]))
+      return output, info
+    pairs = any(e.text_b for e in train_examples())
+    examples = []
+    for path, fmt in sources:
+      examples.extend(classifier_data.read_transfer_examples(path, fmt, self.processor, pairs))
+    features = classifier_data.convert_examples_to_features(
+        examples, self.label_list, fv.max_seq_length, augment.MaskAwareTokenizer(self.tokenizer))
+    info = classifier_data.write_transfer_records(output, train_record, features, fingerprint,
+                                                  fv.seed)
+    log("Wrote %s: %d labelled + %d transfer examples (%d transfer examples truncated to "
+        "max_seq_length %d)" % (output, info["num_labelled"], info["num_transfer"],
+                                info["num_transfer_truncated"], fv.max_seq_length))
+    return output, info
 
   def input_fn(self, record_file, is_training):
     fv = self.flags
     return classifier_data.input_fn_builder(
         record_file, is_training, fv.max_seq_length, padding=fv.padding,
         num_labels=len(self.label_list), seed=fv.seed,
-        with_teacher_logits=record_file.endswith(TEACHER_RECORD_SUFFIX))
+        with_teacher_logits=record_file.endswith(TEACHER_RECORD_SUFFIX),
+        with_has_label=os.path.basename(record_file).startswith(TRANSFER_RECORD_PREFIX))
 
   def eval_features(self):
     return self.teacher_features("dev")
@@ -77,7 +167,8 @@ class DistillRun(classifier_run.ClassifierRun):
         teacher_logits = teacher.logits(features["input_ids"], features["input_mask"],
                                         features["segment_ids"])
       loss, hard, soft = distillation.kd_loss(logits, teacher_logits, label_ids,
-                                              fv.temperature, fv.alpha)
+                                              fv.temperature, fv.alpha,
+                                              has_label=features.get("has_label"))
       if mode == ModeKeys.EVAL:
         # Eval loss is the student's own cross-entropy at T=1; agreement and KL need the teacher.
         eval_tensors = {"teacher_logits": teacher_logits, "student_logits": logits}

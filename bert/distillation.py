@@ -22,17 +22,21 @@ TEACHER_SCOPE = "teacher"
 MIN_TEACHER_ACCURACY = 0.6
 
 
-def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha):
+def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha, has_label=None):
   """Hinton's distillation loss per example.
 
   L = (1-α)·CE(y, softmax(z_s)) + α·T²·CE(softmax(z_t/T), softmax(z_s/T)); the teacher side is
   under stop_gradient. T² keeps the soft term's gradients on the scale of the hard term's.
+  Transfer-set examples (has_label 0) have no label: they get the soft term alone (α=1).
 
   Args:
     student_logits, teacher_logits: float32 [batch_size, num_labels].
     label_ids: int32 [batch_size].
+    has_label: optional int or float [batch_size] of 1 (labelled) and 0 (transfer set); None:
+      every example is labelled.
   Returns:
-    (loss, hard_loss, soft_loss), each float32 [batch_size]; loss = (1-α)·hard + α·soft.
+    (loss, hard_loss, soft_loss), each float32 [batch_size]; loss = (1-α)·hard + α·soft, or with
+    has_label h: h·((1-α)·hard + α·soft) + (1-h)·soft, and hard_loss is 0 where h is 0.
   """
   num_labels = tf.shape(student_logits)[-1]
   teacher_logits = tf.stop_gradient(tf.cast(teacher_logits, tf.float32))
@@ -41,7 +45,11 @@ def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha):
   soft_targets = tf.nn.softmax(teacher_logits / temperature, axis=-1)
   soft = -tf.reduce_sum(soft_targets * tf.nn.log_softmax(student_logits / temperature, axis=-1),
                         axis=-1) * (temperature ** 2)
-  return (1.0 - alpha) * hard + alpha * soft, hard, soft
+  if has_label is None:
+    return (1.0 - alpha) * hard + alpha * soft, hard, soft
+  labelled = tf.cast(has_label, tf.float32)
+  hard = labelled * hard
+  return (1.0 - alpha) * hard + (1.0 - (1.0 - alpha) * labelled) * soft, hard, soft
 
 
 def agreement_and_kl(teacher_logits, student_logits):

@@ -1,7 +1,14 @@
 """Adam with decoupled weight decay, warmup + linear decay, global-norm clipping, loss scaling.
 
 Slot variables are named `<variable>/adam_m` and `<variable>/adam_v` as in Google's BERT, so
-its fine-tuned checkpoints resume here and ours resume there.
+its fine-tuned checkpoints resume here and ours resume there, with or without bias correction
+(the correction is computed from the global step and adds no variable).
+
+Bias correction (Kingma & Ba; Model Garden's TF2 AdamWeightDecay and Hugging Face's AdamW have
+it) is on by default. Google's TF1 optimizer skips it, so its first updates are about
+1/sqrt(1 - beta_2^t) · (1 - beta_1^t) ≈ 3× larger than the learning rate says while beta_2^t is
+close to 1: harmless at fine-tuning rates, but from scratch a rate of 1e-3 then collapses the
+model to a constant prediction. bias_correction=False reproduces Google's updates exactly.
 """
 
 import re
@@ -63,13 +70,15 @@ class DynamicLossScale(object):
 
 def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, weight_decay_rate=0.01,
                      beta_1=0.9, beta_2=0.999, epsilon=1e-6, clip_norm=1.0, loss_scale=None,
-                     tvars=None):
+                     tvars=None, bias_correction=True):
   """Builds the train op for `loss` and increments the global step.
 
   Args:
     loss: scalar float32 loss.
     loss_scale: None, or a DynamicLossScale: the loss is scaled before differentiation and a step
       whose gradients are not all finite changes no weight (only the scale).
+    bias_correction: divide the moments by (1 - beta^t), t = global step + 1 (textbook Adam);
+      False is Google's TF1 AdamWeightDecayOptimizer.
   Returns:
     (train_op, learning_rate, grads_finite) — the last a boolean scalar.
   """
@@ -85,6 +94,10 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, weight_de
   grads_finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
   # Google's BERT clips the raw gradients by their global norm before Adam.
   grads, _ = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
+  if bias_correction:
+    t = tf.cast(global_step, tf.float32) + 1.0
+    m_correction = 1.0 / (1.0 - tf.pow(beta_1, t))
+    v_correction = 1.0 / (1.0 - tf.pow(beta_2, t))
 
   updates = []
   for grad, param in zip(grads, tvars):
@@ -97,7 +110,10 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, weight_de
     grad = tf.where(grads_finite, grad, tf.zeros_like(grad))
     next_m = beta_1 * m + (1.0 - beta_1) * grad
     next_v = beta_2 * v + (1.0 - beta_2) * tf.square(grad)
-    update = next_m / (tf.sqrt(next_v) + epsilon)
+    if bias_correction:
+      update = next_m * m_correction / (tf.sqrt(next_v * v_correction) + epsilon)
+    else:
+      update = next_m / (tf.sqrt(next_v) + epsilon)
     if weight_decay_rate and _uses_weight_decay(name):
       update += weight_decay_rate * param
     step_size = tf.where(grads_finite, learning_rate, 0.0)

@@ -13,7 +13,7 @@ if __package__ in (None, ""):  # run as `python bert/run_classifier_distill.py`
 
 from absl import app, flags
 
-from bert import classifier_flags
+from bert import classifier_flags, quiet
 from bert.errors import run_main
 
 FLAGS = flags.FLAGS
@@ -22,10 +22,11 @@ classifier_flags.define_distill_flags()
 
 def main(argv):
   del argv
+  quiet.configure(FLAGS.verbose)  # before TensorFlow loads: its notices are filtered
   classifier_flags.check_distill_flags(FLAGS)  # before TensorFlow loads: a bad flag fails at once
   from bert import distill_run  # pylint: disable=import-outside-toplevel
   distill_run.DistillRun(FLAGS).run()
 
 
 if __name__ == "__main__":
-  app.run(lambda argv: run_main(main, argv, verbose=FLAGS.verbosity >= 1))
+  app.run(lambda argv: run_main(main, argv, verbose=FLAGS.verbose or FLAGS.verbosity >= 1))

@@ -125,6 +125,7 @@ class Trainer(object):
     self.log_every_n_steps = max(1, log_every_n_steps)
     self.model_signature = model_signature
     self.use_xla = use_xla
+    self.train_losses = []
 
   # -- checkpoints -----------------------------------------------------------------------------
 
@@ -213,6 +214,7 @@ class Trainer(object):
         return latest
       last_saved = latest
       fetch = {"train_op": spec.train_op, "loss": spec.loss, "summaries": spec.summaries}
+      self.train_losses = []  # this run's per-step losses, for the caller's collapse check
       start_step, started, window_start, window_examples = step, time.time(), time.time(), 0
       saved_step = step
       while step < max_steps:
@@ -223,6 +225,7 @@ class Trainer(object):
           break
         step += 1
         loss = float(out["loss"])
+        self.train_losses.append(loss)
         if not math.isfinite(loss):
           raise TrainingError(
               "loss is %s at step %d; training stopped without saving: the last good checkpoint %s "

@@ -103,7 +103,8 @@ def test_adam_step_matches_numpy():
     w = tf1.get_variable("w", [2], initializer=tf1.constant_initializer([1.0, -2.0]))
     loss = tf.reduce_sum(w * tf.constant([0.3, -0.4]))  # gradient [0.3, -0.4], norm 0.5
     train_op, lr, finite = optimization.create_optimizer(
-        loss, 0.1, num_train_steps=100, num_warmup_steps=0, weight_decay_rate=0.01)
+        loss, 0.1, num_train_steps=100, num_warmup_steps=0, weight_decay_rate=0.01,
+        bias_correction=False)
     with tf1.Session() as session:
       session.run(tf1.global_variables_initializer())
       _, lr_value, finite_value = session.run([train_op, lr, finite])
@@ -115,6 +116,89 @@ def test_adam_step_matches_numpy():
   assert finite_value
   assert step == 1
   np.testing.assert_allclose(new_w, expected, rtol=1e-5)
+
+
+def _numpy_adamw(w0, grads, lrs, bias_correction, weight_decay_rate=0.01, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-6, clip_norm=1.0):
+  """Reference AdamW on given per-step gradients (clipped by global norm as Google's BERT)."""
+  w, m, v, trajectory = np.array(w0, np.float64), 0.0, 0.0, []
+  for t, (g, lr) in enumerate(zip(grads, lrs), start=1):
+    g = np.asarray(g, np.float64)
+    g = g * min(1.0, clip_norm / max(np.linalg.norm(g), 1e-30))
+    m = beta_1 * m + (1 - beta_1) * g
+    v = beta_2 * v + (1 - beta_2) * g * g
+    if bias_correction:
+      update = (m / (1 - beta_1 ** t)) / (np.sqrt(v / (1 - beta_2 ** t)) + epsilon)
+    else:
+      update = m / (np.sqrt(v) + epsilon)
+    w = w - lr * (update + weight_decay_rate * w)
+    trajectory.append(w.copy())
+  return trajectory
+
+
+def _tf_adamw(w0, grads, bias_correction, init_lr=1e-3, num_train_steps=100):
+  """Runs create_optimizer on the loss sum(w * g_t); returns (weights after each step, lrs)."""
+  with tf.Graph().as_default():
+    g = tf1.placeholder(tf.float32, [len(w0)])
+    w = tf1.get_variable("dense/kernel", [len(w0)], initializer=tf1.constant_initializer(w0))
+    train_op, lr, _ = optimization.create_optimizer(
+        tf.reduce_sum(w * g), init_lr, num_train_steps=num_train_steps, num_warmup_steps=0,
+        bias_correction=bias_correction)
+    weights, lrs = [], []
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      for grad in grads:
+        _, lr_value = session.run([train_op, lr], {g: grad})
+        weights.append(session.run(w))
+        lrs.append(lr_value)
+  return weights, lrs
+
+
+GRADS = [[0.3, -0.4, 0.05], [0.2, -0.1, 0.0], [-0.5, 0.3, 0.1], [2.0, 1.0, -2.0],
+         [0.01, 0.02, -0.03]]
+
+
+def test_bias_corrected_first_steps_match_numpy_adam():
+  w0 = [1.0, -2.0, 0.5]
+  weights, lrs = _tf_adamw(w0, GRADS, bias_correction=True)
+  expected = _numpy_adamw(w0, GRADS, lrs, bias_correction=True)
+  for step, (got, want) in enumerate(zip(weights, expected), start=1):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg="step %d" % step)
+  # The first update of textbook Adam is about lr per coordinate (m̂/√v̂ = sign(g)), not the
+  # ~3× larger step of the uncorrected optimizer.
+  first_step = np.abs(np.array(weights[0]) - np.array(w0) * (1 - lrs[0] * 0.01))
+  np.testing.assert_allclose(first_step[:2], lrs[0], rtol=1e-3)
+
+
+def test_uncorrected_mode_reproduces_googles_tf1_updates():
+  w0 = [1.0, -2.0, 0.5]
+  corrected, _ = _tf_adamw(w0, GRADS, bias_correction=True)
+  weights, lrs = _tf_adamw(w0, GRADS, bias_correction=False)
+  expected = _numpy_adamw(w0, GRADS, lrs, bias_correction=False)
+  for step, (got, want) in enumerate(zip(weights, expected), start=1):
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8, err_msg="step %d" % step)
+  # Google's first step: m/(√v+ε) = 0.1·g/(√0.001·|g|) ≈ 3.16 per coordinate, not 1.
+  first_step = np.abs(np.array(weights[0]) - np.array(w0) * (1 - lrs[0] * 0.01))
+  np.testing.assert_allclose(first_step[:2], lrs[0] * 0.1 / np.sqrt(0.001), rtol=1e-3)
+  assert not np.allclose(corrected[0], weights[0])
+
+
+def test_checkpoints_resume_across_bias_correction_modes(tmp_path):
+  """The correction adds no variable: a checkpoint saved in one mode restores in the other."""
+  names = {}
+  for mode in (True, False):
+    with tf.Graph().as_default():
+      w = tf1.get_variable("dense/kernel", [3], initializer=tf1.constant_initializer(1.0))
+      optimization.create_optimizer(tf.reduce_sum(w * w), 1e-3, 10, 0, bias_correction=mode)
+      names[mode] = sorted(v.op.name for v in tf1.global_variables())
+      saver = tf1.train.Saver()
+      with tf1.Session() as session:
+        session.run(tf1.global_variables_initializer())
+        if mode:
+          saver.save(session, str(tmp_path / "model.ckpt"))
+        else:
+          saver.restore(session, str(tmp_path / "model.ckpt"))
+  assert names[True] == names[False]
 
 
 def test_dynamic_loss_scale_recovers_from_overflow():

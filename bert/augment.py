@@ -1,0 +1,243 @@
+"""Transfer-set augmentation with rules that need no external model (Tang et al., 2019).
+
+Each training text gives --augment_copies variants. A text is split into units: whitespace words
+for spaced languages, single characters for CJK ideographs (a word mixing both is split into its
+ideographs and the runs between them). Each unit is, independently, replaced by the mask token
+with probability p_mask (`[MASK]`, or `[UNK]` when the vocab has no `[MASK]`), else by a unit
+drawn from the training corpus with probability p_replace (a POS-free stand-in for Tang's
+same-POS swap: words are replaced by words and ideographs by ideographs, drawn in proportion to
+their corpus frequency to the power 0.75). Then, with probability p_ngram, only a random n-gram
+of the result is kept, n uniform in [1, max_ngram]. Labels never enter the variants: they are
+texts only, taught by the teacher's soft targets.
+
+Variants are deterministic: example i's generator is seeded by (seed, i) alone, so the output
+does not depend on the order of processing or on PYTHONHASHSEED. They are cached in output_dir
+(augmented.txt, one example per line, `text_a<TAB>text_b` for sentence pairs) with a sidecar
+fingerprint of the source file, the seed and the settings.
+"""
+
+import bisect
+import collections
+import json
+import os
+import random
+import time
+
+from bert import tokenization
+from bert.errors import UsageError
+
+# Bump when the rules change: cached variants of another version are rebuilt.
+AUGMENT_VERSION = 1
+AUGMENTED_FILE = "augmented.txt"
+MASK_TOKEN = "[MASK]"
+UNK_TOKEN = "[UNK]"
+# Draws of a variant identical to its source before keeping it anyway (a one-word text may have
+# no other variant the rules can reach).
+MAX_ATTEMPTS = 10
+
+Settings = collections.namedtuple(
+    "Settings", ["copies", "seed", "mask_prob", "replace_prob", "ngram_prob", "max_ngram"])
+
+
+def is_cjk(char):
+  return tokenization._is_chinese_char(ord(char))  # pylint: disable=protected-access
+
+
+def split_units(text):
+  """Whitespace words, with CJK ideographs split into single characters.
+
+  Returns:
+    list of (unit, space_before): space_before says whether a space preceded the unit.
+  """
+  units = []
+  for word in text.split():
+    run, first = "", True
+    for char in word:
+      if is_cjk(char):
+        if run:
+          units.append((run, first))
+          run, first = "", False
+        units.append((char, first))
+        first = False
+      else:
+        run += char
+    if run:
+      units.append((run, first))
+  return units
+
+
+def join_units(units):
+  """Inverse of split_units (runs of whitespace become one space)."""
+  return "".join((" " if space and i else "") + unit for i, (unit, space) in enumerate(units))
+
+
+class _Pool(object):
+  """Units drawn in proportion to count ** 0.75 (word2vec's smoothing: common words, not only)."""
+
+  def __init__(self, counts):
+    self.units = sorted(counts)  # sorted: the same draws whatever the order of the corpus
+    total, self.cumulative = 0.0, []
+    for unit in self.units:
+      total += counts[unit] ** 0.75
+      self.cumulative.append(total)
+
+  def __bool__(self):
+    return bool(self.units)
+
+  def draw(self, rng):
+    index = bisect.bisect_right(self.cumulative, rng.random() * self.cumulative[-1])
+    return self.units[min(index, len(self.units) - 1)]
+
+
+class Augmenter(object):
+  """Masking, corpus-word replacement and n-gram sampling of one text at a time."""
+
+  def __init__(self, corpus, mask_token=MASK_TOKEN, mask_prob=0.1, replace_prob=0.1,
+               ngram_prob=0.25, max_ngram=5):
+    """corpus: the texts whose units are drawn for replacement."""
+    if not 0.0 <= mask_prob + replace_prob <= 1.0:
+      raise UsageError("--augment_mask_prob + --augment_replace_prob: must be in [0, 1], got %s" %
+                       (mask_prob + replace_prob))
+    self.mask_token = mask_token
+    self.mask_prob, self.replace_prob = mask_prob, replace_prob
+    self.ngram_prob, self.max_ngram = ngram_prob, max_ngram
+    words, ideographs = collections.Counter(), collections.Counter()
+    for text in corpus:
+      for unit, _ in split_units(text):
+        (ideographs if len(unit) == 1 and is_cjk(unit) else words)[unit] += 1
+    self.words, self.ideographs = _Pool(words), _Pool(ideographs)
+
+  def augment(self, text, rng):
+    """One variant of text, drawn with rng (a random.Random)."""
+    units = []
+    for unit, space in split_units(text):
+      x = rng.random()
+      if x < self.mask_prob:
+        unit = self.mask_token
+      elif x < self.mask_prob + self.replace_prob:
+        pool = self.ideographs if len(unit) == 1 and is_cjk(unit) else self.words
+        if pool:
+          unit = pool.draw(rng)
+      units.append((unit, space))
+    # Spaces around a mask: "[MASK][MASK]" in CJK text would read back as one unit.
+    units = [(u, s or u == self.mask_token or (i and units[i - 1][0] == self.mask_token))
+             for i, (u, s) in enumerate(units)]
+    if len(units) > 1 and rng.random() < self.ngram_prob:
+      n = rng.randint(1, min(self.max_ngram, len(units)))
+      start = rng.randrange(len(units) - n + 1)
+      units = units[start:start + n]
+    return join_units(units)
+
+  def variants(self, index, text_a, text_b, copies, seed):
+    """The `copies` variants of example `index`: [(text_a, text_b or None)]."""
+    rng = random.Random("%d:%d" % (seed, index))  # str seeds hash with SHA-512: reproducible
+    results = []
+    for _ in range(copies):
+      for _ in range(MAX_ATTEMPTS):
+        variant = (self.augment(text_a, rng), self.augment(text_b, rng) if text_b else None)
+        if variant != (text_a, text_b or None) and variant[0].strip():
+          break
+      if not variant[0].strip():
+        variant = (text_a, variant[1])
+      results.append(variant)
+    return results
+
+
+def mask_token_for(vocab):
+  """`[MASK]` when the vocab has it, else `[UNK]`."""
+  return MASK_TOKEN if MASK_TOKEN in vocab else UNK_TOKEN
+
+
+def fingerprint(source_file, settings, mask_token, source_sha256):
+  return {"version": AUGMENT_VERSION, "source": os.path.abspath(source_file),
+          "source_sha256": source_sha256, "settings": settings._asdict(), "mask_token": mask_token}
+
+
+def write_augmented(output_dir, examples, settings, mask_token, fingerprint_value, log=print):
+  """Writes `copies` variants of each example to output_dir/augmented.txt, atomically.
+
+  examples: the labelled InputExamples (only their texts are read).
+  Returns the number of variants written.
+  """
+  started = time.time()
+  augmenter = Augmenter([t for e in examples for t in (e.text_a, e.text_b) if t], mask_token,
+                        settings.mask_prob, settings.replace_prob, settings.ngram_prob,
+                        settings.max_ngram)
+  path = os.path.join(output_dir, AUGMENTED_FILE)
+  os.makedirs(output_dir, exist_ok=True)
+  temp = "%s.tmp-%d" % (path, os.getpid())
+  count = 0
+  try:
+    with open(temp, "w", encoding="utf-8") as f:
+      for index, example in enumerate(examples):
+        for text_a, text_b in augmenter.variants(index, example.text_a, example.text_b,
+                                                 settings.copies, settings.seed):
+          f.write(text_a + ("\t" + text_b if text_b is not None else "") + "\n")
+          count += 1
+    with open(temp + ".json", "w", encoding="utf-8") as f:
+      json.dump({"fingerprint": fingerprint_value, "num_examples": count}, f, indent=1,
+                ensure_ascii=False)
+  except BaseException:
+    for leftover in (temp, temp + ".json"):
+      if os.path.exists(leftover):
+        os.remove(leftover)
+    raise
+  os.replace(temp, path)
+  os.replace(temp + ".json", path + ".json")
+  log("Augmented %d training texts into %d transfer examples (%d copies each, seed %d, "
+      "mask %.2f, replace %.2f, n-gram %.2f) in %.1f s: %s" %
+      (len(examples), count, settings.copies, settings.seed, settings.mask_prob,
+       settings.replace_prob, settings.ngram_prob, time.time() - started, path))
+  return count
+
+
+def cached_augmented(output_dir, fingerprint_value):
+  """output_dir/augmented.txt when its fingerprint matches, else None."""
+  path = os.path.join(output_dir, AUGMENTED_FILE)
+  try:
+    with open(path + ".json", encoding="utf-8") as f:
+      info = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if os.path.isfile(path) and info.get("fingerprint") == fingerprint_value:
+    return path
+  return None
+
+
+class MaskAwareTokenizer(object):
+  """A FullTokenizer that keeps a literal `[MASK]` (or `[UNK]`) in text as that one token.
+
+  BERT's basic tokenizer would split `[MASK]` into `[`, `mask`, `]`.
+  """
+
+  def __init__(self, tokenizer, specials=(MASK_TOKEN, UNK_TOKEN)):
+    self.tokenizer = tokenizer
+    self.specials = [s for s in specials if s in tokenizer.vocab]
+
+  def tokenize(self, text):
+    pieces = [text]
+    for special in self.specials:
+      pieces = [p for piece in pieces for p in _split_keep(piece, special)]
+    tokens = []
+    for piece in pieces:
+      if piece in self.specials:
+        tokens.append(piece)
+      else:
+        tokens.extend(self.tokenizer.tokenize(piece))
+    return tokens
+
+  def convert_tokens_to_ids(self, tokens):
+    return self.tokenizer.convert_tokens_to_ids(tokens)
+
+
+def _split_keep(text, separator):
+  if text == separator:
+    return [text]
+  parts = text.split(separator)
+  result = []
+  for i, part in enumerate(parts):
+    if i:
+      result.append(separator)
+    if part:
+      result.append(part)
+  return result

@@ -1,0 +1,339 @@
+"""Transfer set and augmentation: soft loss only for unlabelled examples, deterministic
+augmentation that keeps labels out, cached teacher logits over the transfer set, and a tiny
+distillation run with --augment_copies=2.
+
+Everything runs in-process on a 1-layer, 32-wide teacher and student.
+"""
+
+import contextlib
+import io
+import json
+import os
+import random
+import types
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags as absl_flags
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert import augment, classifier_data, classifier_flags, classifier_run, export
+from bert.distill_run import TEACHER_RECORD_SUFFIX, TRANSFER_RECORD, DistillRun
+from bert.errors import UsageError
+from bert import distillation
+
+tf1 = tf.compat.v1
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+POSITIVE = ["good", "great", "fine"]
+NEGATIVE = ["bad", "awful", "slow"]
+FILLER = ["the", "food", "was", "and", "service", "today", "we", "ate", "a", "meal", "here"]
+VOCAB = SPECIALS + POSITIVE + NEGATIVE + FILLER + ["好", "差", "饭"]
+LABELS = ["0", "1"]
+MAX_SEQ_LENGTH = 24
+
+
+def tiny_config(num_layers=1, hidden=32):
+  return {"vocab_size": len(VOCAB), "hidden_size": hidden, "num_hidden_layers": num_layers,
+          "num_attention_heads": 2, "intermediate_size": 2 * hidden, "hidden_act": "gelu",
+          "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+          "max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.02}
+
+
+def write(path, text):
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(text)
+  return path
+
+
+def review_lines(count, seed):
+  """`text&label`, label 1 iff the text holds a positive word."""
+  rng = random.Random(seed)
+  lines = []
+  for index in range(count):
+    label = index % 2
+    body = [rng.choice(FILLER) for _ in range(rng.randint(3, 10))]
+    body.insert(rng.randrange(len(body) + 1), rng.choice(POSITIVE if label else NEGATIVE))
+    lines.append("%s&%d" % (" ".join(body), label))
+  return lines
+
+
+def flag_values(**overrides):
+  fv = absl_flags.FLAGS
+  classifier_flags.define_distill_flags(fv)
+  values = {name: fv[name].default for name in fv}
+  values.update(log_every_n_steps=1000, save_checkpoints_steps=100000)
+  values.update(overrides)
+  return types.SimpleNamespace(**values)
+
+
+@contextlib.contextmanager
+def captured():
+  buffer = io.StringIO()
+  with contextlib.redirect_stdout(buffer):
+    yield buffer
+
+
+class Kit(object):
+  """An emotion-format dataset, its vocab, and a trained 1-layer teacher export."""
+
+  def __init__(self, root):
+    self.root = root
+    self.data_dir = os.path.join(root, "data")
+    os.makedirs(self.data_dir)
+    for offset, (split, count) in enumerate((("train", 96), ("dev", 32))):
+      write(os.path.join(self.data_dir, split + ".csv"),
+            "\n".join(review_lines(count, offset)) + "\n")
+    self.vocab_file = write(os.path.join(root, "vocab.txt"), "\n".join(VOCAB) + "\n")
+    self.config = os.path.join(root, "config.json")
+    write(self.config, json.dumps(tiny_config()))
+    self.teacher_export = os.path.join(root, "teacher_export")
+    fv = self.flags("teacher", do_train=True, num_train_steps=60, do_export=True,
+                    export_dir=self.teacher_export, temperature=1.0)
+    with captured():
+      classifier_run.ClassifierRun(fv).run()
+
+  def flags(self, output_dir, **overrides):
+    values = dict(task_name="emotion", data_dir=self.data_dir, vocab_file=self.vocab_file,
+                  output_dir=os.path.join(self.root, output_dir), max_seq_length=MAX_SEQ_LENGTH,
+                  train_batch_size=16, eval_batch_size=32, learning_rate=3e-3,
+                  warmup_proportion=0.0, bert_config_file=self.config,
+                  teacher_model=self.teacher_export)
+    values.update(overrides)
+    return flag_values(**values)
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+  return Kit(str(tmp_path_factory.mktemp("transfer")))
+
+
+def records(record_file):
+  return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(record_file)]
+
+
+def ints(example, name):
+  return list(example.features.feature[name].int64_list.value)
+
+
+# -- the loss --------------------------------------------------------------------------------
+
+def _log_softmax(z):
+  z = z - z.max(axis=-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def test_transfer_examples_get_the_soft_loss_only():
+  rng = np.random.RandomState(0)
+  batch, num_labels, t, a = 8, 3, 2.0, 0.3
+  student = (rng.randn(batch, num_labels) * 3).astype(np.float32)
+  teacher = (rng.randn(batch, num_labels) * 3).astype(np.float32)
+  labels = rng.randint(0, num_labels, batch).astype(np.int32)
+  has_label = np.array([1, 0, 1, 0, 0, 1, 1, 0], np.int32)
+  with tf.Graph().as_default():
+    s_in = tf1.placeholder(tf.float32, [None, num_labels])
+    loss, hard, soft = distillation.kd_loss(s_in, tf.constant(teacher), tf.constant(labels), t, a,
+                                            has_label=tf.constant(has_label))
+    plain, _, _ = distillation.kd_loss(s_in, tf.constant(teacher), tf.constant(labels), t, a)
+    (grad,) = tf.gradients(tf.reduce_sum(loss), [s_in])
+    with tf1.Session() as session:
+      loss, hard, soft, plain, grad = session.run([loss, hard, soft, plain, grad], {s_in: student})
+  hard_ref = -_log_softmax(student)[np.arange(batch), labels]
+  soft_ref = -np.sum(np.exp(_log_softmax(teacher / t)) * _log_softmax(student / t), -1) * t * t
+  expected = np.where(has_label == 1, (1 - a) * hard_ref + a * soft_ref, soft_ref)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(hard, hard_ref * has_label, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(soft, soft_ref, rtol=1e-5, atol=1e-5)
+  labelled = has_label == 1
+  np.testing.assert_allclose(loss[labelled], plain[labelled], rtol=1e-6, atol=1e-6)
+  # d loss / d student of a transfer example: the soft term's T·(softmax(s/T) - softmax(t/T))
+  # alone; the label (whatever it says) pulls on nothing.
+  soft_grad = t * (np.exp(_log_softmax(student / t)) - np.exp(_log_softmax(teacher / t)))
+  hard_grad = np.exp(_log_softmax(student)) - np.eye(num_labels)[labels]
+  np.testing.assert_allclose(grad[~labelled], soft_grad[~labelled], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(grad[labelled], ((1 - a) * hard_grad + a * soft_grad)[labelled],
+                             rtol=1e-4, atol=1e-5)
+
+
+# -- augmentation ----------------------------------------------------------------------------
+
+CORPUS = ["the food was good and the service was great today",
+          "we ate a slow meal here and it was awful",
+          "a fine meal", "bad", "这家 外卖 很好吃 ok"]
+
+
+def test_augmentation_is_deterministic_by_seed():
+  augmenter = augment.Augmenter(CORPUS)
+  first = [augmenter.variants(i, text, None, 3, seed=5) for i, text in enumerate(CORPUS)]
+  again = [augment.Augmenter(list(reversed(CORPUS))).variants(i, text, None, 3, seed=5)
+           for i, text in enumerate(CORPUS)]
+  other = [augmenter.variants(i, text, None, 3, seed=6) for i, text in enumerate(CORPUS)]
+  assert first == again  # nor does the corpus order change the replacement pool
+  assert first != other
+  assert all(len(v) == 3 for v in first)
+  # A copy differs from its source whenever the rules can reach another text.
+  assert all(variant[0] != CORPUS[0] for variant in first[0])
+
+
+def test_augmentation_rates_match_the_settings():
+  rng = random.Random(0)
+  corpus = [" ".join(rng.choice(FILLER) for _ in range(20)) for _ in range(200)]
+  words = sum(len(text.split()) for text in corpus)
+
+  def rate(augmenter, changed):
+    draw = random.Random(1)
+    outputs = [augmenter.augment(text, draw) for text in corpus]
+    hits = sum(changed(a, b) for text, out in zip(corpus, outputs)
+               for a, b in zip(text.split(), out.split()))
+    return hits / words, outputs
+
+  masked, outputs = rate(augment.Augmenter(corpus, mask_prob=0.3, replace_prob=0.0,
+                                           ngram_prob=0.0), lambda a, b: b == "[MASK]")
+  assert abs(masked - 0.3) < 0.03, masked
+  assert all(len(o.split()) == 20 for o in outputs)
+  replaced, outputs = rate(augment.Augmenter(corpus, mask_prob=0.0, replace_prob=0.5,
+                                             ngram_prob=0.0), lambda a, b: a != b)
+  # A drawn word equals the old one with probability ~ 1/11 (11 filler words, equally common).
+  assert abs(replaced - 0.5 * 10 / 11) < 0.04, replaced
+  assert {w for o in outputs for w in o.split()} <= set(FILLER)  # words from the corpus only
+  draw = random.Random(2)
+  sampled = augment.Augmenter(corpus, mask_prob=0.0, replace_prob=0.0, ngram_prob=0.4,
+                              max_ngram=5)
+  lengths = [len(sampled.augment(text, draw).split()) for text in corpus * 3]
+  short = np.mean([n < 20 for n in lengths])
+  assert abs(short - 0.4) < 0.07, short
+  assert min(lengths) >= 1 and max(n for n in lengths if n < 20) <= 5
+  # CJK text: characters are the units, replaced by characters; the mask falls back to [UNK].
+  cjk = augment.Augmenter(["好吃的饭菜很香", "太慢了很差"], mask_token="[UNK]", mask_prob=0.5,
+                          replace_prob=0.5, ngram_prob=0.0)
+  out = cjk.augment("好吃的饭菜很香", random.Random(3))
+  units = [u for u, _ in augment.split_units(out)]
+  assert len(units) == 7 and all(u == "[UNK]" or augment.is_cjk(u) for u in units), out
+  assert "[MASK]" not in out
+
+
+def test_mask_token_survives_tokenization(kit):
+  from bert import tokenization
+  tokenizer = augment.MaskAwareTokenizer(tokenization.FullTokenizer(kit.vocab_file, True))
+  assert tokenizer.tokenize("the [MASK] was [MASK]") == ["the", "[MASK]", "was", "[MASK]"]
+  assert tokenizer.tokenize("[MASK]good") == ["[MASK]", "good"]
+
+
+def test_transfer_flags_are_checked():
+  for overrides, flag in ((dict(augment_copies=-1), "--augment_copies"),
+                          (dict(augment_mask_prob=1.5), "--augment_mask_prob"),
+                          (dict(augment_mask_prob=0.6, augment_replace_prob=0.6),
+                           "--augment_mask_prob + --augment_replace_prob"),
+                          (dict(augment_max_ngram=0), "--augment_max_ngram")):
+    with pytest.raises(UsageError) as error:
+      classifier_flags.check_transfer_flags(flag_values(**overrides))
+    assert str(error.value).startswith(flag + ":") and "\n" not in str(error.value)
+
+
+# -- records, cached logits, a run -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def augmented_run(kit):
+  """A cached-logit student distilled with --augment_copies=2 and a 4-line --transfer_file."""
+  transfer = write(os.path.join(kit.root, "transfer.txt"),
+                   "the food was good\n\nwe ate a bad meal\nthe [MASK] was great\nfine\n")
+  run = DistillRun(kit.flags("augmented", teacher_logits="cached", do_train=True, do_eval=True,
+                             num_train_steps=30, augment_copies=2, transfer_file=transfer,
+                             alpha=0.5))
+  with captured() as out:
+    run.run()
+  return types.SimpleNamespace(run=run, log=out.getvalue(), transfer=transfer,
+                               output_dir=run.flags.output_dir)
+
+
+def test_augmented_text_keeps_labels_out(kit, augmented_run):
+  path = os.path.join(augmented_run.output_dir, augment.AUGMENTED_FILE)
+  with open(path, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  assert len(lines) == 2 * 96
+  assert not any("&" in line for line in lines)  # the `&label` of the training lines
+  assert "Augmented 96 training texts into 192 transfer examples" in augmented_run.log
+
+
+def test_cached_logits_cover_the_transfer_examples(kit, augmented_run):
+  log = augmented_run.log
+  assert "Training set: 96 labelled + 196 transfer examples = 292 per epoch" in log, log
+  assert "Wrote teacher logits for 292 train+transfer examples" in log
+  cached = os.path.join(augmented_run.output_dir,
+                        TRANSFER_RECORD[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX)
+  examples = records(cached)
+  assert len(examples) == 292
+  has_label = np.array([ints(e, "has_label")[0] for e in examples])
+  assert has_label.sum() == 96
+  # Shuffled together: both kinds in the first and the last quarter of the file.
+  assert 0 < has_label[:73].sum() < 73 and 0 < has_label[-73:].sum() < 73
+  assert all(ints(e, "label_ids") == [0] for e, h in zip(examples, has_label) if not h)
+  assert all(len(e.features.feature["teacher_logits"].float_list.value) == 2 for e in examples)
+  # `[MASK]` in the transfer text is the vocab's [MASK] token, not `[`, `mask`, `]`.
+  mask_id = VOCAB.index("[MASK]")
+  assert any(mask_id in ints(e, "input_ids") for e, h in zip(examples, has_label) if not h)
+  # Eval is unaffected: the dev split, every example labelled.
+  with open(os.path.join(augmented_run.output_dir, "eval_results.txt")) as f:
+    assert "num_examples = 32" in f.read()
+
+
+def test_input_fn_parses_has_label_only_for_transfer_records(kit, augmented_run):
+  run = augmented_run.run
+  cached = os.path.join(augmented_run.output_dir,
+                        TRANSFER_RECORD[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX)
+  plain = os.path.join(augmented_run.output_dir, "dev" + TEACHER_RECORD_SUFFIX)
+  with tf.Graph().as_default():
+    transfer_batch, _ = tf1.data.make_one_shot_iterator(
+        run.input_fn(cached, False)({"batch_size": 400})).get_next()
+    dev_batch, _ = tf1.data.make_one_shot_iterator(
+        run.input_fn(plain, False)({"batch_size": 400})).get_next()
+    assert "has_label" in transfer_batch and "has_label" not in dev_batch
+    with tf1.Session() as session:
+      values = session.run(transfer_batch)
+  assert values["has_label"].sum() == 96 and len(values["has_label"]) == 292
+
+
+def test_cached_transfer_logits_are_reused_and_rebuilt_when_the_transfer_file_changes(
+    kit, augmented_run):
+  cached = os.path.join(augmented_run.output_dir,
+                        TRANSFER_RECORD[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX)
+  mtime = os.stat(cached).st_mtime_ns
+  fv = kit.flags("augmented", teacher_logits="cached", do_train=True, augment_copies=2,
+                 transfer_file=augmented_run.transfer, alpha=0.5)
+  with captured() as out:
+    _, info = DistillRun(fv).train_features()
+  assert "Reusing augmented transfer examples" in out.getvalue()
+  assert "Reusing teacher logits %s" % cached in out.getvalue()
+  assert os.stat(cached).st_mtime_ns == mtime and info["num_examples"] == 292
+  with open(augmented_run.transfer, "a", encoding="utf-8") as f:
+    f.write("slow service\n")
+  with captured() as out:
+    _, info = DistillRun(fv).train_features()
+  assert "Wrote teacher logits for 293 train+transfer examples" in out.getvalue(), out.getvalue()
+  assert info["num_examples"] == 293 and info["num_transfer"] == 197
+  assert len(records(cached)) == 293
+  # Another augmentation seed: new variants, new records.
+  with captured() as out:
+    DistillRun(kit.flags("augmented", teacher_logits="cached", do_train=True, augment_copies=2,
+                         augment_seed=9, transfer_file=augmented_run.transfer,
+                         alpha=0.5)).train_features()
+  assert "Augmented 96 training texts into 192" in out.getvalue()
+  assert "Wrote teacher logits for 293 train+transfer examples" in out.getvalue()
+
+
+def test_online_run_with_a_task_format_transfer_file(kit):
+  # The training file itself as transfer set: its labels are read and dropped.
+  run = DistillRun(kit.flags("online_transfer", do_train=True, num_train_steps=4,
+                             transfer_file=os.path.join(kit.data_dir, "train.csv"),
+                             transfer_format="task"))
+  with captured() as out:
+    run.run()
+  assert "Training set: 96 labelled + 96 transfer examples = 192 per epoch" in out.getvalue()
+  assert "Training 4 steps" in out.getvalue()
+  examples = records(os.path.join(run.flags.output_dir, TRANSFER_RECORD))
+  assert sorted(ints(e, "has_label")[0] for e in examples) == [0] * 96 + [1] * 96
+  missing = DistillRun(kit.flags("missing", do_train=True, transfer_file="/nonexistent.txt"))
+  with pytest.raises(UsageError, match="^--transfer_file /nonexistent.txt: not found$"):
+    missing.train_features()
