@@ -145,6 +145,8 @@ def define_distill_flags(flag_values=None):
   f.DEFINE_float("augment_ngram_prob", 0.25, "Augmentation: probability of keeping only a random "
                  "n-gram of the variant, n uniform in [1, --augment_max_ngram].")
   f.DEFINE_integer("augment_max_ngram", 5, "Augmentation: longest n-gram kept by n-gram sampling.")
+  from bert import distill_config  # pylint: disable=import-outside-toplevel
+  distill_config.define_flags(flag_values)  # --distill_config, --distill_preset, ...
   flag_values.set_default("temperature", 2.0)
 
 
@@ -155,6 +157,8 @@ def check_distill_flags(fv):
     raise UsageError("--alpha: must be in [0, 1], got %s" % fv.alpha)
   if fv.do_distill:
     raise UsageError("--do_distill: is for training a teacher with run_classifier.py")
+  from bert import distill_config  # pylint: disable=import-outside-toplevel
+  distill_config.check_flags(fv)  # intermediate matches, several teachers
   check_transfer_flags(fv)
 
 

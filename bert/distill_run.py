@@ -12,6 +12,7 @@ import tensorflow as tf
 from bert import (augment, classifier, classifier_data, classifier_flags, classifier_run,
                   distillation)
 from bert.errors import UsageError
+from bert import distill_config, distill_matches, modeling
 from bert.training import ModeKeys, log
 
 TEACHER_RECORD_SUFFIX = ".teacher.tf_record"
@@ -26,9 +27,18 @@ class DistillRun(classifier_run.ClassifierRun):
   def __init__(self, flag_values):
     super(DistillRun, self).__init__(flag_values)
     fv = flag_values
-    self.teacher = distillation.Teacher(fv.teacher_model)
-    self.teacher.check_compatible(self.label_list, fv.vocab_file, fv.do_lower_case,
-                                  fv.max_seq_length)
+    # Several --teacher_model: an ensemble, each checked; the first is the one whose logits are
+    # cached and whose accuracy is checked, --match_teacher the one intermediate matches use.
+    self.teachers = distillation.Teacher.from_flag(fv.teacher_model)
+    for teacher in self.teachers:
+      teacher.check_compatible(self.label_list, fv.vocab_file, fv.do_lower_case,
+                               fv.max_seq_length)
+    self.teacher = self.teachers[0]
+    self.distill_config = distill_config.DistillConfig(
+        fv, [t.info["bert_config"] for t in self.teachers], self.bert_config.to_dict())
+    matched = self.teachers[self.distill_config.teacher]
+    for match in self.distill_config.matches:  # older exports: a one-line error now
+      matched.intermediate_name(distill_matches.teacher_key(match))
 
   def validate_flags(self):
     classifier_flags.check_distill_flags(self.flags)
@@ -157,17 +167,39 @@ class DistillRun(classifier_run.ClassifierRun):
     return self.teacher_features("dev")
 
   def loss_builder(self):
+    """Hinton's loss against the teacher (or the teachers' average) plus the intermediate matches.
+
+    Temperature, alpha and match weights follow their schedules over the run's steps; with
+    --distill_stage=intermediate the per-example loss is the matches alone. Eval: the student's
+    own cross-entropy at T=1, and agreement and KL with the teacher(s) at T=1.
+    """
     fv = self.flags
-    teacher = self.teacher
+    teachers, config = self.teachers, self.distill_config
+    total_steps = self.num_train_steps
 
     def build(features, logits, label_ids, num_labels, mode):
+      training = mode == ModeKeys.TRAIN
+      step = tf.compat.v1.train.get_or_create_global_step()
+      temperature = distill_matches.schedule_tensor(config.temperature, step, total_steps)
+      alpha = distill_matches.schedule_tensor(config.alpha, step, total_steps)
+      matches = config.matches if training else []
+      keys = sorted({distill_matches.teacher_key(match) for match in matches})
+      inner = {}
       if "teacher_logits" in features:
         teacher_logits = features["teacher_logits"]
       else:
-        teacher_logits = teacher.logits(features["input_ids"], features["input_mask"],
-                                        features["segment_ids"])
+        all_logits = []
+        for index, teacher in enumerate(teachers):
+          teacher_logits, found = teacher.outputs(
+              features["input_ids"], features["input_mask"], features["segment_ids"],
+              keys if index == config.teacher else ())
+          all_logits.append(teacher_logits)
+          inner.update(found)
+        teacher_logits = distill_matches.ensemble_logits(
+            all_logits, [t.weight for t in teachers], temperature if training else 1.0,
+            fv.teacher_average)
       loss, hard, soft = distillation.kd_loss(logits, teacher_logits, label_ids,
-                                              fv.temperature, fv.alpha,
+                                              temperature, alpha,
                                               has_label=features.get("has_label"))
       if mode == ModeKeys.EVAL:
         # Eval loss is the student's own cross-entropy at T=1; agreement and KL need the teacher.
@@ -179,8 +211,19 @@ class DistillRun(classifier_run.ClassifierRun):
           return {"teacher_agreement": agreement, "kl_teacher_student": kl}
 
         return classifier.LossParts(hard, {}, eval_tensors, metrics_fn)
-      return classifier.LossParts(loss, {"hard_loss": tf.reduce_mean(hard),
-                                          "soft_loss": tf.reduce_mean(soft)},
-                                  {}, None)
+      summaries = {"hard_loss": tf.reduce_mean(hard), "soft_loss": tf.reduce_mean(soft)}
+      for name, spec, value in (("alpha", config.alpha, alpha),
+                                ("temperature", config.temperature, temperature)):
+        if spec["schedule"] != "constant":
+          summaries[name] = value
+      if matches:
+        for line in config.describe():
+          log(line)
+        student = modeling.BertModel.built_in()[-1]
+        match_loss, match_summaries = distill_matches.build_losses(
+            matches, student, inner, features["input_mask"], step, total_steps)
+        summaries.update(match_summaries)
+        loss = match_loss if config.stage == "intermediate" else loss + match_loss
+      return classifier.LossParts(loss, summaries, {}, None)
 
     return build

@@ -68,11 +68,41 @@ def agreement_and_kl(teacher_logits, student_logits):
 class Teacher(object):
   """A frozen teacher export: its recorded settings and a constant-only GraphDef."""
 
-  def __init__(self, path):
+  def __init__(self, path, weight=1.0):
     self.version_dir = export.resolve_version_dir(path)
     self.info = export.read_export_info(self.version_dir)
     self.labels = list(self.info["labels"])
+    self.weight = float(weight)  # in an ensemble (several --teacher_model)
     self._frozen = None
+
+  @classmethod
+  def from_flag(cls, text):
+    """The teachers of --teacher_model PATH[:WEIGHT],... (one or more), in order."""
+    from bert import distill_config  # pylint: disable=import-outside-toplevel
+    return [cls(path, weight) for path, weight in distill_config.parse_teacher_models(text)]
+
+  def intermediate_names(self):
+    """{"embedding", "hidden", "attention_scores", "attention_probs", "pooled"} → tensor name(s)
+    (export.intermediate_tensor_names), or None for an export made before they were recorded."""
+    return self.info.get(export.INTERMEDIATE_KEY)
+
+  def intermediate_name(self, key):
+    """The tensor name of "hidden/<i>", "attention_scores/<i>", "attention_probs/<i>",
+    "embedding" or "pooled"; a one-line UsageError if this export does not record it."""
+    names = self.intermediate_names()
+    if not names:
+      raise UsageError("--teacher_model %s: exported without its intermediate tensors (an older "
+                       "export): intermediate matches need them; re-export the teacher with "
+                       "run_classifier.py --do_export, or distil from logits only" %
+                       self.version_dir)
+    feature, _, layer = key.partition("/")
+    value = names[feature]
+    if layer:
+      if not 0 <= int(layer) < len(value):
+        raise UsageError("--teacher_model %s: has no layer %s (%d layers)" %
+                         (self.version_dir, layer, len(value)))
+      value = value[int(layer)]
+    return value
 
   def check_compatible(self, label_list, vocab_file, do_lower_case, max_seq_length):
     """One-line UsageError for each way the teacher cannot teach this student."""
@@ -104,18 +134,58 @@ class Teacher(object):
                 os.path.join(self.version_dir, "variables", "variables.index"))}
 
   def frozen_graph(self):
-    """(GraphDef with variables folded into constants, {input name: tensor name}, logits name)."""
+    """(GraphDef with variables folded into constants, {input name: tensor name}, logits name).
+
+    The GraphDef keeps the recorded intermediate tensors (intermediate_names) too: their nodes
+    are output nodes of the freezing, so pruning to the logits does not drop them.
+    """
     if self._frozen is None:
+      names = self.intermediate_names() or {}
+      extra = [name for value in names.values()
+               for name in (value if isinstance(value, list) else [value])]
       graph = tf.Graph()
       with graph.as_default(), tf1.Session(graph=graph) as session:
-        meta_graph = tf1.saved_model.loader.load(session, [export.SERVE_TAG], self.version_dir)
+        try:
+          meta_graph = tf1.saved_model.loader.load(session, [export.SERVE_TAG], self.version_dir)
+        except (tf.errors.OpError, OSError, RuntimeError) as e:  # truncated variables, bad .pb
+          raise UsageError("--teacher_model %s: cannot be loaded (%s); its files are damaged: "
+                           "export the teacher again" %
+                           (self.version_dir, one_line_message(e)[:300]))
         signature = meta_graph.signature_def[export.SIGNATURE_KEY]
         inputs = {name: info.name for name, info in signature.inputs.items()}
         logits = signature.outputs["logits"].name
+        nodes = [logits.split(":")[0]]
+        for name in extra:
+          graph.get_tensor_by_name(name)  # a KeyError here: the export's record is wrong
+          if name.split(":")[0] not in nodes:
+            nodes.append(name.split(":")[0])
         graph_def = tf1.graph_util.convert_variables_to_constants(
-            session, graph.as_graph_def(), [logits.split(":")[0]])
+            session, graph.as_graph_def(), nodes)
       self._frozen = (graph_def, inputs, logits)
     return self._frozen
+
+  def outputs(self, input_ids, input_mask, segment_ids, keys=(), name=TEACHER_SCOPE):
+    """Imports the frozen teacher once into the current graph on these inputs.
+
+    Args:
+      input_ids, input_mask, segment_ids: int [batch_size, seq_length].
+      keys: intermediate tensors wanted ("hidden/<i>", "attention_scores/<i>", "embedding"...).
+      name: the import's name scope (uniquified by TensorFlow when taken).
+    Returns:
+      (logits float32 [batch_size, num_labels]: the teacher's exported logits, already divided
+      by the temperature it was trained with; {key: tensor}: hidden and embedding
+      [batch_size, seq_length, hidden], attention [batch_size, heads, seq_length, seq_length],
+      pooled [batch_size, hidden]), all under stop_gradient.
+    """
+    keys = list(keys)
+    wanted = [self.intermediate_name(key) for key in keys]
+    graph_def, inputs, logits = self.frozen_graph()
+    feeds = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+    input_map = {inputs[key]: tf.cast(tensor, tf.int32) for key, tensor in feeds.items()}
+    found = tf1.import_graph_def(graph_def, input_map=input_map,
+                                 return_elements=[logits] + wanted, name=name)
+    found = [tf.stop_gradient(tensor) for tensor in found]
+    return found[0], dict(zip(keys, found[1:]))
 
   def logits(self, input_ids, input_mask, segment_ids):
     """Imports the frozen teacher into the current graph on these inputs.
@@ -124,12 +194,7 @@ class Teacher(object):
       float32 [batch_size, num_labels]: the teacher's exported logits (already divided by the
       temperature it was trained with), under stop_gradient.
     """
-    graph_def, inputs, logits = self.frozen_graph()
-    feeds = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
-    input_map = {inputs[name]: tf.cast(tensor, tf.int32) for name, tensor in feeds.items()}
-    (teacher_logits,) = tf1.import_graph_def(graph_def, input_map=input_map,
-                                             return_elements=[logits], name=TEACHER_SCOPE)
-    return tf.stop_gradient(teacher_logits)
+    return self.outputs(input_ids, input_mask, segment_ids)[0]
 
   def write_logits(self, record_file, output_file, fingerprint, batch_size=128, max_tokens=2048):
     """One batched teacher pass over record_file; writes its records, in order, plus `teacher_logits`.

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bert import classifier
+from bert import classifier, modeling
 from bert.errors import UsageError
 from bert.export_layout import (INFO_FILE, INPUT_NAMES, SERVE_TAG, SIGNATURE_KEY,  # noqa: F401
                                 TEMP_PREFIX, WARMUP_FILE, numeric_versions, read_export_info,
@@ -55,6 +55,29 @@ def build_serving_graph(bert_config, num_labels, temperature=1.0):
   return inputs, outputs
 
 
+# Key of bert_export.json that names the encoder's inner tensors (see intermediate_tensor_names).
+INTERMEDIATE_KEY = "intermediate_tensors"
+
+
+def intermediate_tensor_names(model):
+  """Names of the inner tensors a distilled student can be matched to, in model's graph.
+
+  They are tensors the serving graph already holds (no op is added for them: the serving path and
+  its cost stay the same), recorded in bert_export.json so that a student reaches them in the
+  frozen teacher (distillation.Teacher) after freezing.
+
+  Returns:
+    {"embedding": [batch, seq, hidden], "hidden": one [batch, seq, hidden] per layer,
+     "attention_scores", "attention_probs": one [batch, heads, seq, seq] per layer (scores are the
+     softmax's input, MASK_ADDER at padded keys), "pooled": [batch, hidden]}: tensor names.
+  """
+  return {"embedding": model.get_embedding_output().name,
+          "hidden": [t.name for t in model.get_all_encoder_layers()],
+          "attention_scores": [t.name for t in model.get_all_attention_scores()],
+          "attention_probs": [t.name for t in model.get_all_attention_probs()],
+          "pooled": model.get_pooled_output().name}
+
+
 def export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_file, do_lower_case,
                        max_seq_length, temperature=1.0, extra_info=None, warmup_inputs=None):
   """Exports the classifier at `checkpoint` to export_dir/<version>/; returns that directory.
@@ -67,6 +90,8 @@ def export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_fi
   graph = tf.Graph()
   with graph.as_default():
     inputs, outputs = build_serving_graph(bert_config, len(label_list), temperature)
+    (model,) = modeling.BertModel.built_in(graph)
+    intermediate = intermediate_tensor_names(model)
     variables = tf1.global_variables()
     check_shapes_match(checkpoint, {v.op.name: v for v in variables}, what="checkpoint")
     saver = tf1.train.Saver(variables)
@@ -91,7 +116,8 @@ def export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_fi
   info = {"labels": list(label_list), "do_lower_case": bool(do_lower_case),
           "max_seq_length": int(max_seq_length), "temperature": float(temperature),
           "bert_config": bert_config.to_dict(), "vocab_size": bert_config.vocab_size,
-          "checkpoint": os.path.abspath(checkpoint), "inputs": list(INPUT_NAMES)}
+          "checkpoint": os.path.abspath(checkpoint), "inputs": list(INPUT_NAMES),
+          INTERMEDIATE_KEY: intermediate}
   info.update(extra_info or {})
   with open(os.path.join(extra_dir, INFO_FILE), "w", encoding="utf-8") as f:
     json.dump(info, f, indent=1, ensure_ascii=False, sort_keys=True)

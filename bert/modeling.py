@@ -9,6 +9,7 @@ No Keras: dense and layer-norm are written here.
 import copy
 import json
 import math
+import weakref
 
 import tensorflow as tf
 
@@ -18,6 +19,9 @@ tf1 = tf.compat.v1
 LAYER_NORM_EPSILON = 1e-12
 # Added to attention scores of padding positions; representable in fp16 and bf16.
 MASK_ADDER = -10000.0
+
+# {graph: [BertModel, ...]}, see BertModel.built_in; weak keys, so a dropped graph is forgotten.
+_MODELS = weakref.WeakKeyDictionary()
 
 _CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                 "intermediate_size", "hidden_act", "hidden_dropout_prob",
@@ -183,7 +187,9 @@ def self_attention(x, mask_bias, batch_size, seq_length, num_heads, dropout_rate
     mask_bias: [batch_size, 1, 1, seq_length].
   Returns:
     context: [batch_size * seq_length, hidden_size];
-    probs: [batch_size, num_heads, seq_length, seq_length].
+    probs: [batch_size, num_heads, seq_length, seq_length];
+    scores: [batch_size, num_heads, seq_length, seq_length], the softmax's input: q·k/√d plus
+    MASK_ADDER at padded keys.
   """
   width = int(x.shape[-1])
   head_size = width // num_heads
@@ -202,7 +208,7 @@ def self_attention(x, mask_bias, batch_size, seq_length, num_heads, dropout_rate
   probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32)), x.dtype)
   context = tf.matmul(dropout(probs, dropout_rate), value)
   context = tf.transpose(context, [0, 2, 1, 3])
-  return tf.reshape(context, [batch_size * seq_length, width]), probs
+  return tf.reshape(context, [batch_size * seq_length, width]), probs, scores
 
 
 class BertModel(object):
@@ -252,14 +258,26 @@ class BertModel(object):
 
       with tf1.variable_scope("encoder"):
         mask_bias = attention_mask_bias(input_mask, compute_dtype)
-        self.all_encoder_layers, self.all_attention_probs = transformer(
-            config, self.embedding_output, mask_bias, batch_size, seq_length)
+        (self.all_encoder_layers, self.all_attention_probs,
+         self.all_attention_scores) = transformer(config, self.embedding_output, mask_bias,
+                                                  batch_size, seq_length)
       self.sequence_output = self.all_encoder_layers[-1]
 
       with tf1.variable_scope("pooler"):
         first_token = self.sequence_output[:, 0, :]
         self.pooled_output = dense(first_token, config.hidden_size, "dense", activation=tf.tanh,
                                    initializer_range=config.initializer_range)
+    self.input_mask = input_mask
+    _MODELS.setdefault(tf1.get_default_graph(), []).append(self)
+
+  @staticmethod
+  def built_in(graph=None):
+    """The BertModels built in `graph` (default: the current one), in build order.
+
+    How a loss reaches the student's intermediate tensors without the model_fn passing the model
+    on (a teacher imported with import_graph_def is no BertModel and is not listed).
+    """
+    return list(_MODELS.get(graph or tf1.get_default_graph(), []))
 
   def get_pooled_output(self):
     """[batch_size, hidden_size]: tanh(dense) of the [CLS] position."""
@@ -276,6 +294,15 @@ class BertModel(object):
   def get_all_attention_probs(self):
     """List of num_hidden_layers tensors [batch_size, num_heads, seq_length, seq_length]."""
     return self.all_attention_probs
+
+  def get_all_attention_scores(self):
+    """List of num_hidden_layers tensors [batch_size, num_heads, seq_length, seq_length]: the
+    scaled dot products q·k/√d plus MASK_ADDER at padded keys (the softmax's input)."""
+    return self.all_attention_scores
+
+  def get_input_mask(self):
+    """int32 [batch_size, seq_length], 1 for real tokens."""
+    return self.input_mask
 
   def get_embedding_output(self):
     """[batch_size, seq_length, hidden_size]: word + position + type embeddings, normalised."""
@@ -321,18 +348,18 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length):
 
   Returns:
     layers: list of [batch_size, seq_length, hidden_size], one per layer;
-    attention_probs: list of [batch_size, num_heads, seq_length, seq_length].
+    attention_probs, attention_scores: lists of [batch_size, num_heads, seq_length, seq_length].
   """
   width = config.hidden_size
   activation = get_activation(config.hidden_act)
   init_range = config.initializer_range
   x = tf.reshape(embedding_output, [-1, width])
-  layers, probs = [], []
+  layers, probs, scores = [], [], []
   for index in range(config.num_hidden_layers):
     with tf1.variable_scope("layer_%d" % index):
       with tf1.variable_scope("attention"):
         with tf1.variable_scope("self"):
-          context, layer_probs = self_attention(
+          context, layer_probs, layer_scores = self_attention(
               x, mask_bias, batch_size, seq_length, config.num_attention_heads,
               config.attention_probs_dropout_prob, init_range)
         with tf1.variable_scope("output"):
@@ -346,7 +373,8 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length):
         x = layer_norm(dropout(out, config.hidden_dropout_prob) + attended)
     layers.append(tf.reshape(x, [batch_size, seq_length, width]))
     probs.append(layer_probs)
-  return layers, probs
+    scores.append(layer_scores)
+  return layers, probs, scores
 
 
 def count_parameters(config, num_labels=0):
