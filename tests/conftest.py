@@ -25,6 +25,9 @@ def use_exact_float32():
   tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
+SERVING_API_MISSING = ("tensorflow-serving-api is not installed (`make test` installs it, or: pip "
+                       "install --no-deps tensorflow-serving-api)")
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Chinese characters (one token each after BERT's CJK splitting) and a few English words.
 CHARS = list("好差很不错太慢快吃饭菜送餐味道一般贵便宜香辣冷热服务态度外卖包装干净")

@@ -208,7 +208,8 @@ def test_assets_and_recorded_settings(exported, tiny_model):
 
 
 def test_warmup_requests_parse_and_replay(exported):
-  prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+  prediction_log_pb2 = pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2",
+                                           reason=conftest.SERVING_API_MISSING)
   path = os.path.join(exported["version_dir"], "assets.extra", export.WARMUP_FILE)
   logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
           for r in tf.data.TFRecordDataset(path)]

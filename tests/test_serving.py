@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from conftest import load_script
+from conftest import SERVING_API_MISSING, load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
@@ -289,7 +289,7 @@ def test_encode_texts_and_rest_request(tiny_export):
 
 
 def test_grpc_request(tiny_export):
-  pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+  pytest.importorskip("tensorflow_serving.apis.predict_pb2", reason=SERVING_API_MISSING)
   import tensorflow as tf
   from tensorflow_serving.apis import predict_pb2
   batch = client.encode_texts(TEXTS[:3], client.make_tokenizer(
@@ -366,8 +366,11 @@ def test_rest_end_to_end_matches_local(tiny_export, rest_server):
                                 "--model_version", os.path.basename(tiny_export.version_dir)],
                                stdin="味道很好\n\n送餐太慢了\n")
   assert code == 0, err
-  lines = out.splitlines()
-  assert len(lines) == 2
+  lines = out.split("\n")[:-1]
+  assert len(lines) == 3  # one per input line: the blank one gets a row of nan, not scored
+  assert lines[1] == "-\t%s\t" % " ".join("%s:nan" % name for name in LABELS)
+  assert "1 of 3 texts are blank" in err
+  del lines[1]
   for line, text, row in zip(lines, ["味道很好", "送餐太慢了"], local[:2]):
     label, scores, shown = line.split("\t")
     assert shown == text and label == LABELS[int(row.argmax())]
@@ -421,8 +424,9 @@ def test_client_script_from_repo_root(tiny_export, rest_server, tmp_path):
 
 def test_grpc_end_to_end(tiny_export):
   """--grpc against an in-process PredictionService running the SavedModel."""
-  grpc = pytest.importorskip("grpc")
-  pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+  grpc = pytest.importorskip("grpc", reason=SERVING_API_MISSING)
+  pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc",
+                      reason=SERVING_API_MISSING)
   import tensorflow as tf
   from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
   signature = client.load_signature(tiny_export.version_dir)
@@ -477,7 +481,7 @@ def test_local_matches_training_graph(tiny_export):
 
 
 def test_warmup_requests_replay(tiny_export):
-  pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2")
+  pytest.importorskip("tensorflow_serving.apis.prediction_log_pb2", reason=SERVING_API_MISSING)
   import tensorflow as tf
   from tensorflow_serving.apis import prediction_log_pb2
   path = os.path.join(tiny_export.version_dir, "assets.extra", "tf_serving_warmup_requests")
@@ -551,7 +555,8 @@ def _batching_parameters_class():
 
 
 def _model_server_config(text):
-  config_pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2")
+  config_pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2",
+                                   reason=SERVING_API_MISSING)
   from google.protobuf import text_format
   return text_format.Parse(text, config_pb2.ModelServerConfig())
 
