@@ -5,8 +5,8 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from bert import checkpoint_init, modeling, optimization
-from bert.training import ModeKeys, ModelSpec
+from bert import checkpoint_init, collapse, modeling, optimization
+from bert.training import ModeKeys, ModelSpec, log
 
 tf1 = tf.compat.v1
 
@@ -99,7 +99,8 @@ def classification_metrics(label_ids, probabilities, per_example_loss, label_lis
 
 def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rate=5e-5,
                      num_train_steps=1, num_warmup_steps=0, use_one_hot_embeddings=False,
-                     temperature=1.0, precision="fp32", init_layer_map=None, loss_builder=None):
+                     temperature=1.0, precision="fp32", init_layer_map=None, loss_builder=None,
+                     adam_bias_correction=True):
   """Returns model_fn(features, labels, mode, params) → ModelSpec.
 
   Probabilities and predictions are always at T=1 (softmax of the raw logits) except for a
@@ -134,6 +135,10 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
                                          arrays["per_example_loss"], label_list)
         if parts.metrics_fn:
           metrics.update(parts.metrics_fn(arrays))
+        warning = collapse.single_class_warning(np.argmax(arrays["probabilities"], axis=-1),
+                                                label_list, learning_rate=learning_rate)
+        if warning:
+          log(warning)
         return metrics
 
       return ModelSpec(mode, loss=loss, eval_tensors=eval_tensors, metrics_fn=metrics_fn)
@@ -142,7 +147,8 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
       checkpoint_init.init_from_checkpoint(init_checkpoint, init_layer_map)
     loss_scale = optimization.DynamicLossScale() if precision == "fp16" else None
     train_op, lr, _ = optimization.create_optimizer(loss, learning_rate, num_train_steps,
-                                                    num_warmup_steps, loss_scale=loss_scale)
+                                                    num_warmup_steps, loss_scale=loss_scale,
+                                                    bias_correction=adam_bias_correction)
     predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
     correct = tf.cast(tf.equal(predicted, label_ids), tf.float32)
     if "has_label" in features:  # transfer-set examples have no label: not in the accuracy

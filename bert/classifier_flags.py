@@ -52,6 +52,9 @@ def define_flags(flag_values=None):
   f.DEFINE_float("learning_rate", 5e-5, "Peak learning rate of Adam.")
   f.DEFINE_float("num_train_epochs", 3.0, "Epochs of training.")
   f.DEFINE_integer("num_train_steps", 0, "Train this many steps instead of num_train_epochs.")
+  f.DEFINE_bool("adam_bias_correction", True, "Adam's bias correction (as Hugging Face's AdamW). "
+                "--noadam_bias_correction reproduces Google's TF1 optimizer exactly, whose first "
+                "steps are ~3x larger than the learning rate.")
   f.DEFINE_float("warmup_proportion", 0.1, "Fraction of steps with linear learning-rate warmup.")
   f.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps.")
   f.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept in output_dir.")
@@ -66,6 +69,8 @@ def define_flags(flag_values=None):
   f.DEFINE_enum("precision", "fp32", ["fp32", "fp16", "bf16"], "Compute precision; weights, "
                 "checkpoints and exports stay fp32.")
   f.DEFINE_bool("use_xla", False, "Compile the graph with XLA JIT.")
+  f.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and tracebacks of errors "
+                "(same as the environment variable BERT_VERBOSE=1).")
   f.DEFINE_integer("seed", 12345, "Random seed of initialisation, dropout and shuffling.")
   f.DEFINE_string("labels", None, "csv task: comma-separated label list (default: read from the "
                   "training file, sorted).")
