@@ -127,7 +127,7 @@ def define_distill_flags(flag_values=None):
     return
   f = _FlagDefiner(flag_values)
   f.DEFINE_string("teacher_model", None, "Teacher SavedModel: a version dir, or a base dir "
-                  "(its newest numeric version).")
+                  "(its newest numeric version); several, an ensemble: PATH[:WEIGHT],...")
   f.DEFINE_float("alpha", 0.5, "Weight of the soft (teacher) loss, in [0, 1].")
   f.DEFINE_enum("teacher_logits", "online", ["online", "cached"], "online: the teacher runs in "
                 "the student's graph each step; cached: one teacher pass stores its logits in "
