@@ -76,6 +76,10 @@ class DataProcessor(object):
   def read_examples(self, path, split):
     raise NotImplementedError()
 
+  def is_blank(self, line):
+    """Whether read_examples skips `line` as blank (--do_predict gives it a row of nan)."""
+    return not line.strip()
+
   def options(self):
     """What, besides the data, decides the examples: part of the feature cache's fingerprint."""
     return {"name": self.name}
@@ -155,6 +159,9 @@ class CsvProcessor(DataProcessor):
     labels = {e.label for e in self.read_examples(path, "train") if e.label is not None}
     if not labels:
       raise UsageError("data file %s: no labels found in column %s" % (path, self.label_column))
+    if len(labels) == 1:
+      raise UsageError("data file %s: every row has label %r in column %s (one class; a "
+                       "classifier needs at least two)" % (path, labels.pop(), self.label_column))
     self.labels = sorted(labels)
 
   def get_labels(self):
@@ -182,6 +189,11 @@ class CsvProcessor(DataProcessor):
         raise UsageError("%s: empty text in column %s (expected some text)" %
                          (source, self.text_column))
       yield InputExample("%s-%d" % (split, number), text_a, text_b, label, source)
+
+  def is_blank(self, line):
+    # Only lines that are not examples are asked: blank under either default delimiter.
+    return any(not any(cell.strip() for row in csv.reader([line], delimiter=delimiter)
+                       for cell in row) for delimiter in (self.delimiter or ",", "\t"))
 
   def _cell(self, row, column, columns, source, required=True):
     if column.isdigit():
@@ -353,7 +365,37 @@ def cached_record_info(record_file, fingerprint):
       info = json.load(f)
   except ValueError:
     return None
-  return info if info.get("fingerprint") == fingerprint else None
+  if not isinstance(info, dict) or info.get("fingerprint") != fingerprint:
+    return None
+  damage = record_damage(record_file, info)
+  if damage:
+    # Its sources are unchanged (the fingerprint matches): rebuilding gives the intended file.
+    print("%s: %s; rebuilding it from its unchanged sources" % (record_file, damage), flush=True)
+    return None
+  return info
+
+
+def record_damage(record_file, info):
+  """Why a cached TFRecord cannot be what its sidecar describes (truncated, cut, corrupt), or None.
+
+  Sidecars written since record_bytes was added are checked by size; older ones by reading every
+  record (its length and checksums) and counting.
+  """
+  size = os.path.getsize(record_file)
+  if "record_bytes" in info:
+    if size != info["record_bytes"]:
+      return "%d bytes, %d expected (truncated or overwritten)" % (size, info["record_bytes"])
+    return None
+  count = 0
+  try:
+    for _ in tf.compat.v1.io.tf_record_iterator(record_file):
+      count += 1
+  except (tf.errors.OpError, OSError) as e:
+    return "damaged after %d records (%s)" % (count, " ".join(str(getattr(e, "message", e))
+                                                               .split())[:200])
+  if count != info.get("num_examples"):
+    return "%d records, %s expected" % (count, info.get("num_examples"))
+  return None
 
 
 def remove_orphaned_temp_files(record_file):
@@ -379,7 +421,8 @@ def write_records(record_file, examples_iter, fingerprint, stats):
       for example in examples_iter:
         writer.write(example.SerializeToString())
         count += 1
-    info = dict(stats, num_examples=count, fingerprint=fingerprint)
+    info = dict(stats, num_examples=count, fingerprint=fingerprint,
+                record_bytes=os.path.getsize(temp_file))
     with open(temp_file + ".json", "w", encoding="utf-8") as f:
       json.dump(info, f, indent=1, ensure_ascii=False)
   except BaseException:

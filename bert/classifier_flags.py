@@ -4,6 +4,8 @@ No TensorFlow here: the entry points check their flags before importing it, so a
 reported at once.
 """
 
+import math
+
 from absl import flags
 
 from bert.errors import UsageError
@@ -86,9 +88,23 @@ def require(value, flag, what):
     raise UsageError("--%s: required (%s)" % (flag, what))
 
 
+def finite(value, flag):
+  """Floats accept nan and inf from the command line: no check below would catch them."""
+  if isinstance(value, float) and not math.isfinite(value):
+    raise UsageError("--%s: must be a finite number, got %s" % (flag, value))
+
+
 def positive(value, flag):
+  finite(value, flag)
   if value is None or value <= 0:
     raise UsageError("--%s: must be > 0, got %s" % (flag, value))
+
+
+def check_float_flags(fv):
+  """Every float flag (learning_rate, temperature, alpha, any added later) is finite."""
+  for name in sorted(fv):
+    if isinstance(fv[name].value, float):
+      finite(fv[name].value, name)
 
 
 def check_flags(fv):
@@ -110,8 +126,19 @@ def check_flags(fv):
                "max_seq_length", "save_checkpoints_steps", "keep_checkpoint_max",
                "temperature"):
     positive(getattr(fv, flag), flag)
+  if hasattr(fv, "flag_values_dict"):  # absl FlagValues (tests may pass a namespace)
+    check_float_flags(fv)
+  if fv.num_train_steps < 0:
+    raise UsageError("--num_train_steps: must be >= 0 (0: train for --num_train_epochs), got %d" %
+                     fv.num_train_steps)
   if fv.do_train and fv.num_train_steps <= 0:
     positive(fv.num_train_epochs, "num_train_epochs")
+  finite(fv.warmup_proportion, "warmup_proportion")
+  if fv.labels is not None:
+    labels = [label.strip() for label in fv.labels.split(",")]
+    if len(labels) < 2 or "" in labels or len(set(labels)) != len(labels):
+      raise UsageError("--labels: expected at least two distinct, non-empty comma-separated "
+                       "labels, got %r" % fv.labels)
   if not 0.0 <= fv.warmup_proportion <= 1.0:
     raise UsageError("--warmup_proportion: must be in [0, 1], got %s" % fv.warmup_proportion)
   if fv.max_seq_length < 3:
@@ -158,6 +185,7 @@ def define_distill_flags(flag_values=None):
 def check_distill_flags(fv):
   check_flags(fv)
   require(fv.teacher_model, "teacher_model", "the teacher's SavedModel export")
+  finite(fv.alpha, "alpha")
   if not 0.0 <= fv.alpha <= 1.0:
     raise UsageError("--alpha: must be in [0, 1], got %s" % fv.alpha)
   if fv.do_distill:

@@ -5,6 +5,8 @@ DistillRun (distill_run.py), which adds the teacher and Hinton's loss. Data flow
 text → features (TFRecord) → model_fn → trainer → export.
 """
 
+import collections
+import hashlib
 import math
 import os
 
@@ -12,14 +14,38 @@ import numpy as np
 import tensorflow as tf
 
 from bert import (checkpoint_init, classifier, classifier_data, classifier_flags, collapse, export,
-                  modeling, tokenization)
+                  modeling, run_lock, tokenization)
 from bert.errors import UsageError
 from bert.training import Trainer, log
 
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[UNK]")
 
 
+def vocab_tokens(vocab_file):
+  """The vocab's tokens in id order (one per line, surrounding whitespace stripped)."""
+  with open(vocab_file, encoding="utf-8") as f:
+    return [line.strip() for line in f]
+
+
+def vocab_fingerprint(vocab_file):
+  """sha256 of the vocab's token list: the same tokens in the same order, whatever the line ends."""
+  text = "\n".join(vocab_tokens(vocab_file))
+  return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def check_vocab(vocab, vocab_file, bert_config):
+  tokens = vocab_tokens(vocab_file)
+  if len(vocab) != len(tokens):
+    lines = collections.defaultdict(list)
+    for number, token in enumerate(tokens, start=1):
+      lines[token].append(number)
+    duplicates = [(token, numbers) for token, numbers in lines.items() if len(numbers) > 1]
+    shown = ", ".join("%r (lines %s)" % (token, ", ".join(map(str, numbers[:4])))
+                      for token, numbers in duplicates[:5])
+    raise UsageError("--vocab_file %s: has %d lines but %d distinct tokens: %d duplicated, %s%s "
+                     "(each token must appear once: its line number is its id)" %
+                     (vocab_file, len(tokens), len(vocab), len(duplicates), shown,
+                      ", ..." if len(duplicates) > 5 else ""))
   for token in REQUIRED_TOKENS:
     if token not in vocab:
       raise UsageError("--vocab_file %s: has no %s token (a BERT vocab needs %s)" %
@@ -27,6 +53,14 @@ def check_vocab(vocab, vocab_file, bert_config):
   if len(vocab) != bert_config.vocab_size:
     raise UsageError("--vocab_file %s: has %d tokens but --bert_config_file says vocab_size %d" %
                      (vocab_file, len(vocab), bert_config.vocab_size))
+
+
+def check_classes(examples, data_file):
+  """A classifier learns nothing from one class: refuse training data holding only one."""
+  classes = sorted({example.label for example in examples if example.label is not None})
+  if len(classes) == 1:
+    raise UsageError("data file %s: every training example has label %r (one class; a "
+                     "classifier needs examples of at least two)" % (data_file, classes[0]))
 
 
 class ClassifierRun(object):
@@ -74,8 +108,15 @@ class ClassifierRun(object):
     classifier_flags.check_flags(self.flags)
 
   def model_signature(self):
-    """What must match for a checkpoint in output_dir to be resumed or evaluated."""
-    return {"bert_config": self.bert_config.architecture(), "labels": self.label_list}
+    """What must match for a checkpoint in output_dir to be resumed or evaluated.
+
+    An output_dir of an older version recorded only bert_config and labels: the keys it lacks are
+    unknown there, accepted and recorded (Trainer._check_signature).
+    """
+    fv = self.flags
+    return {"bert_config": self.bert_config.architecture(), "labels": self.label_list,
+            "vocab_sha256": vocab_fingerprint(fv.vocab_file),
+            "do_lower_case": bool(fv.do_lower_case), "max_seq_length": int(fv.max_seq_length)}
 
   @property
   def train_temperature(self):
@@ -100,6 +141,8 @@ class ClassifierRun(object):
       log("Reusing %s (%d examples)" % (record_file, info["num_examples"]))
       return record_file, info
     examples = self.processor.get_examples(fv.data_dir, split)
+    if split == "train":
+      check_classes(examples, data_file)
     features = classifier_data.convert_examples_to_features(
         examples, self.label_list, fv.max_seq_length, self.tokenizer)
     truncated = sum(f.truncated for f in features)
@@ -147,6 +190,18 @@ class ClassifierRun(object):
                         "predict with" if fv.do_predict else "export"))
     if fv.do_train and fv.init_checkpoint:
       self.check_init_checkpoint()
+    # One run at a time in output_dir, for the whole run.
+    with run_lock.RunLock(fv.output_dir) as lock:
+      if lock.taken_over:
+        log("Took over %s from pid %d, which ended without releasing it" %
+            (lock.path, lock.taken_over))
+      # Again under the lock (another run may have just written it); an older version's
+      # signature gets the keys it lacked once a checkpoint exists.
+      self.trainer._check_signature(write=bool(self.trainer.latest_checkpoint()))
+      self.run_steps()
+
+  def run_steps(self):
+    """The requested do_* steps, in order (run() holds output_dir's lock)."""
     if self.flags.do_train:
       self.train()
     if self.flags.do_eval:
@@ -198,20 +253,49 @@ class ClassifierRun(object):
       log("  %s = %s" % (key, metrics[key]))
     return metrics
 
+  def test_rows(self):
+    """Per line of the test file: True (an example: its prediction), False (blank: a row of
+    nan, so rows stay aligned with lines) or None (a header or a line the task skips: no row)."""
+    fv = self.flags
+    data_file = self.processor.data_file(fv.data_dir, "test")
+    example_lines = {int(example.source.rsplit(":", 1)[1])
+                     for example in self.processor.get_examples(fv.data_dir, "test")}
+    return [True if number in example_lines else False if self.processor.is_blank(text) else None
+            for number, text in classifier_data.read_lines(data_file)]
+
   def predict(self):
     fv = self.flags
     record_file, info = self.features("test")
+    layout = self.test_rows()
+    if layout.count(True) != info["num_examples"]:
+      raise UsageError("%s: %d examples, but %s holds %d: delete it to rebuild the cache" %
+                       (self.processor.data_file(fv.data_dir, "test"), layout.count(True),
+                        record_file, info["num_examples"]))
     path = os.path.join(fv.output_dir, "test_results.tsv")
+    blank_row = "\t".join(["nan"] * len(self.label_list)) + "\n"
+    predictions = self.trainer.predict(self.input_fn(record_file, False), fv.predict_batch_size)
     rows = 0
     with open(path + ".tmp", "w", encoding="utf-8") as writer:
-      for prediction in self.trainer.predict(self.input_fn(record_file, False),
-                                             fv.predict_batch_size):
-        writer.write("\t".join("%.8f" % p for p in prediction["probabilities"]) + "\n")
+      for kind in layout:
+        if kind is None:
+          continue
+        if kind:
+          prediction = next(predictions, None)
+          if prediction is None:
+            break
+          writer.write("\t".join("%.8f" % p for p in prediction["probabilities"]) + "\n")
+        else:
+          writer.write(blank_row)
         rows += 1
-    if rows != info["num_examples"]:
-      raise UsageError("predicted %d rows for %d examples" % (rows, info["num_examples"]))
+    if rows != layout.count(True) + layout.count(False) or next(predictions, None) is not None:
+      os.remove(path + ".tmp")
+      raise UsageError("predicted %d rows for %d examples and blank lines" %
+                       (rows, layout.count(True) + layout.count(False)))
     os.replace(path + ".tmp", path)
-    log("Wrote %s (%d rows)" % (path, rows))
+    blanks = [str(number) for number, kind in enumerate(layout, start=1) if kind is False]
+    log("Wrote %s (%d rows%s)" % (path, rows, "; blank lines %s got rows of nan" %
+                                  ", ".join(blanks[:10] + ["..."] * (len(blanks) > 10))
+                                  if blanks else ""))
 
   def export(self):
     fv = self.flags

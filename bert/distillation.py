@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert import classifier_data, export, tokenization
-from bert.errors import UsageError
+from bert.errors import UsageError, one_line_message
 from bert.training import log, session_config
 
 tf1 = tf.compat.v1

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert import classifier, modeling
-from bert.errors import UsageError
+from bert.errors import UsageError, one_line_message
 from bert.export_layout import (INFO_FILE, INPUT_NAMES, SERVE_TAG, SIGNATURE_KEY,  # noqa: F401
                                 TEMP_PREFIX, WARMUP_FILE, numeric_versions, read_export_info,
                                 resolve_version_dir)
@@ -78,8 +78,23 @@ def intermediate_tensor_names(model):
           "pooled": model.get_pooled_output().name}
 
 
-def export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_file, do_lower_case,
-                       max_seq_length, temperature=1.0, extra_info=None, warmup_inputs=None):
+def export_saved_model(export_dir, *args, **kwargs):
+  """Exports the classifier (see _export_saved_model); a failed write (a full disk) is one line
+  naming export_dir, and what this export had written there is removed."""
+  try:
+    return _export_saved_model(export_dir, *args, **kwargs)
+  except (tf.errors.OpError, OSError) as e:
+    for name in os.listdir(export_dir) if os.path.isdir(export_dir) else []:
+      if name.startswith(TEMP_PREFIX) and name.endswith("-%d" % os.getpid()):
+        shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
+    cause = one_line_message(e).split(" Hint: ")[0]  # TF's out-of-memory hint is not the cause
+    raise UsageError("export to --export_dir %s failed (%s); nothing of it is left there, "
+                     "earlier versions are kept" % (export_dir, cause[:300]))
+
+
+def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_file,
+                        do_lower_case, max_seq_length, temperature=1.0, extra_info=None,
+                        warmup_inputs=None):
   """Exports the classifier at `checkpoint` to export_dir/<version>/; returns that directory.
 
   Only model variables are exported (no optimizer slots, no teacher). warmup_inputs: a list of

@@ -49,7 +49,14 @@ def read_export_info(version_dir, flag="--teacher_model"):
   if not os.path.isfile(path):
     raise UsageError("%s %s: no assets.extra/%s (not exported by this toolkit)" %
                      (flag, version_dir, INFO_FILE))
-  with open(path, encoding="utf-8") as f:
-    info = json.load(f)
+  try:
+    with open(path, encoding="utf-8") as f:
+      info = json.load(f)
+  except ValueError as e:  # cut short, or not UTF-8
+    raise UsageError("%s %s: %s is damaged (not valid JSON: %s); export it again" %
+                     (flag, version_dir, path, e))
+  if not isinstance(info, dict):
+    raise UsageError("%s %s: %s is damaged (expected a JSON object); export it again" %
+                     (flag, version_dir, path))
   info["vocab_file"] = os.path.join(version_dir, "assets", "vocab.txt")
   return info

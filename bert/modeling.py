@@ -69,14 +69,14 @@ class BertConfig(object):
       with open(json_file, "r", encoding="utf-8") as reader:
         text = reader.read()
     except OSError as e:
-      raise ValueError("bert_config_file %s: cannot read (%s)" % (json_file, e.strerror))
+      raise ValueError("--bert_config_file %s: cannot read (%s)" % (json_file, e.strerror))
     try:
       data = json.loads(text)
     except ValueError as e:
-      raise ValueError("bert_config_file %s: not valid JSON (%s)" % (json_file, e))
+      raise ValueError("--bert_config_file %s: not valid JSON (%s)" % (json_file, e))
     if not isinstance(data, dict):
-      raise ValueError("bert_config_file %s: expected a JSON object" % json_file)
-    return cls.from_dict(data, source="bert_config_file %s" % json_file)
+      raise ValueError("--bert_config_file %s: expected a JSON object" % json_file)
+    return cls.from_dict(data, source="--bert_config_file %s" % json_file)
 
   def validate(self, source="bert_config"):
     """Raises ValueError naming the key when the config cannot build a model."""

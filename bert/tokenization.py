@@ -84,7 +84,7 @@ def printable_text(text):
 def load_vocab(vocab_file):
   """Map token -> id, where the id is the token's line number in the file."""
   if not os.path.isfile(vocab_file):
-    raise ValueError("vocab_file %s: file not found" % (vocab_file,))
+    raise ValueError("--vocab_file %s: file not found" % (vocab_file,))
   vocab = collections.OrderedDict()
   with open(vocab_file, "r", encoding="utf-8") as reader:
     for index, line in enumerate(reader):

@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 import time
 
 import numpy as np
@@ -109,6 +110,55 @@ def session_config(use_xla=False):
   return config
 
 
+class SummaryWriter(tf1.summary.FileWriter):
+  """FileWriter whose failed writes (a full disk) are one TrainingError naming output_dir.
+
+  FileWriter writes from a background thread; a failed write there prints a traceback and an
+  ERROR line, then raises the same error in the caller's thread at the next flush or close.
+  This keeps the last: that thread's report is dropped (_drop_event_thread_reports).
+  """
+
+  def __init__(self, logdir, *args, **kwargs):
+    _drop_event_thread_reports()
+    super(SummaryWriter, self).__init__(logdir, *args, **kwargs)
+    self.logdir = logdir
+    self.failed = False
+
+  def _checked(self, write, what):
+    try:
+      write()
+    except (tf.errors.OpError, OSError, RuntimeError) as e:
+      if self.failed and what == "close":
+        return  # already reported
+      self.failed = True
+      raise TrainingError("cannot write TensorBoard summaries to --output_dir %s (%s); "
+                          "checkpoints are kept" % (self.logdir, one_line_message(e)[:300]))
+
+  def flush(self):
+    self._checked(super(SummaryWriter, self).flush, "flush")
+
+  def close(self):
+    self._checked(super(SummaryWriter, self).close, "close")
+
+
+def _drop_event_thread_reports():
+  if _drop_event_thread_reports.installed:
+    return
+  _drop_event_thread_reports.installed = True
+  previous = threading.excepthook
+
+  def hook(args):
+    if args.thread is None or args.thread.name != "EventLoggerThread":
+      previous(args)
+
+  threading.excepthook = hook
+  tf.get_logger().addFilter(
+      lambda record: "EventFileWriter writer thread error" not in record.getMessage())
+
+
+_drop_event_thread_reports.installed = False
+
+
 class Trainer(object):
   """Drives a model_fn: train with checkpoints and resume, evaluate, predict."""
 
@@ -137,14 +187,23 @@ class Trainer(object):
       return
     path = os.path.join(self.output_dir, SIGNATURE_FILE)
     if os.path.isfile(path):
-      with open(path, encoding="utf-8") as f:
-        recorded = json.load(f)
-      if recorded != self.model_signature:
+      try:
+        with open(path, encoding="utf-8") as f:
+          recorded = json.load(f)
+      except ValueError as e:
+        raise UsageError("--output_dir %s: its %s is not valid JSON (%s); restore it or give a "
+                         "new --output_dir" % (self.output_dir, SIGNATURE_FILE, e))
+      # Keys an older version did not record are unknown there: accepted, and recorded below.
+      known = {key: value for key, value in self.model_signature.items() if key in recorded}
+      if recorded != known:
         raise UsageError(
             "--output_dir %s: holds checkpoints of a different model (%s in its %s); refusing to "
             "use them: give a new --output_dir or the matching settings" %
-            (self.output_dir, "; ".join(_differences(recorded, self.model_signature)),
-             SIGNATURE_FILE))
+            (self.output_dir, "; ".join(_differences(recorded, known)), SIGNATURE_FILE))
+      if write and known != self.model_signature:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+          json.dump(dict(recorded, **self.model_signature), f, indent=1, sort_keys=True)
+        os.replace(path + ".tmp", path)
     elif write:
       tf.io.gfile.makedirs(self.output_dir)
       with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -152,9 +211,17 @@ class Trainer(object):
       os.replace(path + ".tmp", path)
 
   def _restore(self, session, saver, checkpoint):
-    check_shapes_match(checkpoint, {v.op.name: v for v in tf1.global_variables()},
-                       what="checkpoint")
-    saver.restore(session, checkpoint)
+    try:
+      check_shapes_match(checkpoint, {v.op.name: v for v in tf1.global_variables()},
+                         what="checkpoint")
+      saver.restore(session, checkpoint)
+    except (tf.errors.OpError, OSError) as e:
+      # A truncated or corrupt .index/.data file: OutOfRangeError, DataLossError...
+      raise UsageError("checkpoint %s: cannot be read (%s); its files are damaged: delete "
+                       "model.ckpt-%s.* and the %s line naming it to fall back to the previous "
+                       "checkpoint, or give a new --output_dir" %
+                       (checkpoint, one_line_message(e)[:300], checkpoint.rsplit("-", 1)[-1],
+                        os.path.join(os.path.dirname(checkpoint), "checkpoint")))
 
   def _build(self, input_fn, mode, batch_size):
     dataset = input_fn(dict(self.params, batch_size=batch_size))
@@ -194,7 +261,7 @@ class Trainer(object):
       finite = all_finite(tf1.global_variables())
       # A distillation graph holds the whole teacher as constants: keep it out of the events file.
       graph_def = graph.as_graph_def()
-      writer = tf1.summary.FileWriter(
+      writer = SummaryWriter(
           self.output_dir, graph=graph if graph_def.ByteSize() < MAX_SUMMARY_GRAPH_BYTES else None)
       graph.finalize()
     # The writer is closed however training ends: done, nothing to do, or an error.

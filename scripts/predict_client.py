@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import sys
+import unicodedata
 import urllib.error
 import urllib.request
 
@@ -32,6 +33,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 
+if __name__ == "__main__":  # before TensorFlow loads (BERT_VERBOSE=1 keeps its notices)
+  from bert import quiet  # noqa: E402
+  quiet.configure()
 from bert import export_layout, features, tokenization  # noqa: E402  (no TensorFlow import)
 from bert.errors import UsageError  # noqa: E402
 
@@ -298,7 +302,18 @@ def predict_local(version_dir, batch, signature_name=SIGNATURE_NAME):
 # -- command line ----------------------------------------------------------------------------
 
 
+def split_lines(data):
+  """Lines split on \\n (and \\r\\n) only: form feeds, \\x1c-\\x1e, \\x85, U+2028/2029 stay in their
+  line (str.splitlines would split there, and the output lines would no longer match the input's).
+  A final line break ends the last line; it does not start an empty one."""
+  lines = data.split("\n")
+  if lines and lines[-1] == "":
+    lines.pop()
+  return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def read_texts(args):
+  """The input texts, one per input line or argument, blank ones included (see is_blank)."""
   if args.texts and args.input:
     raise UsageError("give texts as arguments or with --input, not both")
   if args.texts:
@@ -307,8 +322,8 @@ def read_texts(args):
     if not os.path.isfile(args.input):
       raise UsageError("--input %s: not found" % args.input)
     try:
-      with open(args.input, encoding="utf-8-sig") as f:
-        lines = f.read().splitlines()
+      with open(args.input, encoding="utf-8-sig", newline="") as f:
+        lines = split_lines(f.read())
     except UnicodeDecodeError as e:
       raise UsageError("--input %s: not valid UTF-8 (byte %d)" % (args.input, e.start))
   else:
@@ -320,15 +335,28 @@ def read_texts(args):
         data = data.decode("utf-8-sig")
       except UnicodeDecodeError as e:
         raise UsageError("stdin: not valid UTF-8 (byte %d)" % e.start)
-    lines = data.splitlines()
-  texts = [line for line in lines if line.strip()]
-  if not texts:
+    lines = split_lines(data)
+  if not lines:
     raise UsageError("no input text (give texts as arguments, --input FILE, or lines on stdin)")
-  return texts
+  return lines
+
+
+def is_blank(text, tokenizer):
+  """Whether nothing of the text is left for the model (whitespace or control characters only):
+  such a text is not scored; its output row has label - and nan probabilities."""
+  parts = text if isinstance(text, tuple) else (text,)
+  return not any(part and tokenizer.tokenize(part) for part in parts)
+
+
+def shown_text(text):
+  """The text as shown in a plain output line: control characters (but tab) as \\xNN, so that
+  each output line stays one line."""
+  return "".join(c if c == "\t" or unicodedata.category(c) != "Cc" and c not in "\u2028\u2029"
+                 else "\\x%02x" % ord(c) if ord(c) < 256 else "\\u%04x" % ord(c) for c in text)
 
 
 def format_line(label, probabilities, labels, text):
-  shown = "\t".join(text) if isinstance(text, tuple) else text
+  shown = shown_text("\t".join(text) if isinstance(text, tuple) else text)
   scores = " ".join("%s:%.4f" % (name, p) for name, p in zip(labels, probabilities))
   return "%s\t%s\t%s" % (label, scores, shown)
 
@@ -338,8 +366,10 @@ def format_json(label, probabilities, labels, text):
       "label": label,
       "probabilities": {
           name: float(p) for name, p in zip(labels, probabilities)
-      }
+      } if probabilities is not None else None
   }
+  if probabilities is None:
+    record["label"], record["blank"] = None, True
   if isinstance(text, tuple):
     record["text_a"], record["text_b"] = text
   else:
@@ -430,20 +460,37 @@ def main(argv=None, stdout=None):
 
   truncated = 0
   formatter = format_json if args.json else format_line
+  blank = [is_blank(text, tokenizer) for text in texts]
   for start in range(0, len(texts), args.batch_size):
     chunk = texts[start:start + args.batch_size]
-    batch = encode_texts(chunk, tokenizer, settings["max_seq_length"])
-    truncated += int(batch["truncated"].sum())
-    probabilities = predict(batch)
-    if probabilities.shape != (len(chunk), len(labels)):
-      raise ServingError(
-          "the model answered probabilities of shape %s for %d texts and %d labels (%s); "
-          "is the server serving this export?" %
-          (list(probabilities.shape), len(chunk), len(labels), version_dir))
-    for text, row in zip(chunk, probabilities):
+    scored = [text for text, empty in zip(chunk, blank[start:start + args.batch_size])
+              if not empty]
+    rows = iter([])
+    if scored:
+      batch = encode_texts(scored, tokenizer, settings["max_seq_length"])
+      truncated += int(batch["truncated"].sum())
+      probabilities = predict(batch)
+      if probabilities.shape != (len(scored), len(labels)):
+        raise ServingError(
+            "the model answered probabilities of shape %s for %d texts and %d labels (%s); "
+            "is the server serving this export?" %
+            (list(probabilities.shape), len(scored), len(labels), version_dir))
+      rows = iter(probabilities)
+    for text, empty in zip(chunk, blank[start:start + args.batch_size]):
+      if empty:  # one output line per input line: a defined row, not a dropped or scored one
+        stdout.write(formatter("-", None if args.json else [float("nan")] * len(labels), labels,
+                               text) + "\n")
+        continue
+      row = next(rows)
       label = labels[int(np.argmax(row))]
       stdout.write(formatter(label, row, labels, text) + "\n")
     stdout.flush()
+  if any(blank):
+    numbers = [str(i + 1) for i, empty in enumerate(blank) if empty]
+    print("note: %d of %d texts are blank (whitespace or control characters only) and were not "
+          "scored: their rows have label - and no probabilities (text %s)" %
+          (len(numbers), len(texts), ", ".join(numbers[:10] + ["..."] * (len(numbers) > 10))),
+          file=sys.stderr)
   if truncated:
     print("note: %d of %d texts were longer than max_seq_length %d tokens and were truncated" %
           (truncated, len(texts), settings["max_seq_length"]),

@@ -22,7 +22,6 @@ import shutil
 import signal
 import threading
 import time
-import types
 
 import pytest
 import tensorflow as tf
@@ -58,10 +57,13 @@ def write_bytes(path, data):
 
 
 def snapshot(directory):
-  """{relative path: (sha256, mtime_ns)} of every file under directory."""
+  """{relative path: (sha256, mtime_ns)} of every file under directory but the run lock (each
+  run writes its pid there)."""
   files = {}
   for parent, _, names in os.walk(directory):
     for name in names:
+      if name == ".lock":
+        continue
       path = os.path.join(parent, name)
       with open(path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
@@ -101,12 +103,17 @@ class World(object):
     return conftest.classifier_flags(**self.values(**overrides))
 
   def distill_flags(self, teacher_model=None, alpha=0.5, **overrides):
-    """run_classifier_distill's flags: run_classifier's plus the teacher's, as attributes."""
-    parsed = self.flags(temperature=overrides.pop("temperature", 2.0), **overrides)
-    values = {name: parsed[name].value for name in parsed}
-    values.update(teacher_model=teacher_model or self.export_dir, alpha=alpha,
-                  teacher_logits="online")
-    return types.SimpleNamespace(**values)
+    """run_classifier_distill's flags (every one, defaults included), parsed as on its command
+    line into a private FlagValues."""
+    from absl import flags as absl_flags
+    from bert import classifier_flags
+    parsed = absl_flags.FlagValues()
+    classifier_flags.define_distill_flags(parsed)
+    values = self.values(temperature=overrides.pop("temperature", 2.0),
+                         teacher_model=teacher_model or self.export_dir, alpha=alpha,
+                         teacher_logits="online", **overrides)
+    parsed(["run_classifier_distill"] + ["--%s=%s" % item for item in values.items()])
+    return parsed
 
   def args(self, entry=ENTRY, **overrides):
     """The command line of an entry point with these flags."""
@@ -161,11 +168,16 @@ class World(object):
     self.train_killed = threading.Event()
     threading.Thread(target=self._kill_after_first_checkpoint, daemon=True).start()
     # An export that stops just before renaming its finished temp dir (tests/fault_helpers.py).
+    # It exports from a copy of the trained output_dir: it holds that directory's run lock while
+    # paused, and the bad-input runs need the original's.
     self.killed_export = self.path("killed_export")
     shutil.copytree(self.export_dir, self.killed_export)
+    self.killed_export_output = self.path("killed_export_output")
+    shutil.copytree(self.trained, self.killed_export_output)
     self.procs["export"] = conftest.start_entry(
-        [FAULT_HELPERS, "export_pause"] + self.args(do_export=True,
-                                                    export_dir=self.killed_export), env=QUIET_TF)
+        [FAULT_HELPERS, "export_pause"] + self.args(do_export=True, export_dir=self.killed_export,
+                                                    output_dir=self.killed_export_output),
+        env=QUIET_TF)
 
   def _kill_after_first_checkpoint(self):
     proc = self.procs["train"]
