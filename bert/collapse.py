@@ -56,6 +56,6 @@ def single_class_warning(predicted, label_list, split="dev", learning_rate=None)
   predicted = np.asarray(predicted)
   if len(label_list) < 2 or predicted.size < 2 or np.any(predicted != predicted.flat[0]):
     return None
-  return ("WARNING: the model predicts label '%s' for all %d %s examples: it has most likely "
-          "collapsed to one class during training. %s" %
+  return ("WARNING: the model predicts label '%s' for all %d %s examples: it has learned "
+          "nothing beyond one class (it collapsed, or trained too few steps). %s" %
           (label_list[int(predicted.flat[0])], predicted.size, split, _advice(learning_rate)))

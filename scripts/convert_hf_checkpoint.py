@@ -17,12 +17,13 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
   sys.path.insert(0, _REPO_ROOT)
 
+if __name__ == "__main__":  # before TensorFlow loads (BERT_VERBOSE=1 keeps its notices)
+  from bert import quiet  # noqa: E402
+  quiet.configure()
 from bert import hf_convert  # pylint: disable=wrong-import-position
 
 _PROG = "convert_hf_checkpoint"

@@ -12,9 +12,9 @@
 #   DEMO_MAX_SEQ_LENGTH=64  DEMO_TEMPERATURE=4  DEMO_ALPHA=0.7  DEMO_TEACHER_LOGITS=cached
 #   DEMO_OUTPUT_DIR=output/demo  DEMO_DATA_DIR=data/demo  DEMO_EXPORT_DIR=export/demo
 # A run starts its models afresh: it deletes the previous demo's checkpoints and exports.
+# Output is our lines only; BERT_VERBOSE=1 shows TensorFlow's own notices too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 
 OUT=${DEMO_OUTPUT_DIR:-output/demo}
 DATA=${DEMO_DATA_DIR:-data/demo}

@@ -16,7 +16,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __name__ == "__main__":  # before TensorFlow loads (BERT_VERBOSE=1 keeps its notices)
+  from bert import quiet  # noqa: E402
+  quiet.configure()
 
 import numpy as np  # noqa: E402
 
