@@ -369,11 +369,16 @@ class DistillConfig(object):
                        "--distill_config), it trains on them alone")
 
   def describe(self):
-    """One line per match, for the log."""
-    lines = []
+    """Lines for the log: alpha, temperature and stage, then one per match with its weight."""
+
+    def text(spec):
+      if spec["schedule"] == "constant":
+        return "%g" % spec["start"]
+      return "%s %g→%g" % (spec["schedule"], spec["start"], spec["end"])
+
+    lines = ["distillation: stage %s, alpha %s%s, temperature %s" %
+             (self.stage, text(self.alpha), " (ignored)" if self.stage == "intermediate" else "",
+              text(self.temperature))]
     for match in self.matches:
-      weight = match["weight"]
-      weight_text = ("%g" % weight["start"] if weight["schedule"] == "constant" else
-                     "%s %g→%g" % (weight["schedule"], weight["start"], weight["end"]))
-      lines.append("match %s weight %s" % (match["name"], weight_text))
+      lines.append("match %s weight %s" % (match["name"], text(match["weight"])))
     return lines

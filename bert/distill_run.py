@@ -218,9 +218,9 @@ class DistillRun(classifier_run.ClassifierRun):
                                 ("temperature", config.temperature, temperature)):
         if spec["schedule"] != "constant":
           summaries[name] = value
+      for line in config.describe():
+        log(line)
       if matches:
-        for line in config.describe():
-          log(line)
         student = modeling.BertModel.built_in()[-1]
         match_loss, match_summaries = distill_matches.build_losses(
             matches, student, inner, features["input_mask"], step, total_steps)

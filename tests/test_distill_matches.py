@@ -385,13 +385,20 @@ def test_presets_layer_maps():
 # -- TinyBERT end to end, and two stages -----------------------------------------------------
 
 def progress(log, name):
-  return [float(v) for v in re.findall(r"%s (\S+)" % re.escape(name), log)]
+  """The values of a summary in the progress lines ("step 10/40 loss ... name value ...")."""
+  lines = [line for line in log.splitlines() if line.startswith("step ")]
+  return [float(v) for line in lines for v in re.findall(r" %s (\S+)" % re.escape(name), line)]
 
 
 @pytest.fixture(scope="module")
 def tinybert_student(kit):
   export_base = os.path.join(kit.root, "tinybert_export")
+  config = write_json(os.path.join(kit.root, "schedules.json"), {
+      "alpha": {"schedule": "linear", "start": 0.9, "end": 0.1},
+      "matches": [{"feature": "pooled", "loss": "pkd",
+                   "weight": {"schedule": "cosine", "start": 1, "end": 0, "to_step": 20}}]})
   run = kit.distill("tinybert", bert_config_file=kit.narrow_config, distill_preset="tinybert",
+                    distill_config=config,
                     num_train_steps=40, log_every_n_steps=10, do_train=True, do_eval=True,
                     do_export=True, export_dir=export_base)
   with captured() as out:
@@ -409,6 +416,15 @@ def test_tinybert_run_trains_matches_and_exports_no_projection(kit, tinybert_stu
   for name in ("match/hidden_s0_t1_mse", "match/attention_s0_t1_mse"):
     values = progress(log, name)
     assert values[-1] < values[0], (name, values)
+  # Scheduled values in force are in the progress line: "step s" trained at global step s-1.
+  assert "distillation: stage full, alpha linear 0.9→0.1, temperature 2" in log
+  assert "match pooled_pkd weight cosine 1→0" in log
+  alphas, weights = progress(log, "alpha"), progress(log, "weight/pooled_pkd")
+  assert len(alphas) == len(weights) == 4
+  for step, alpha, weight in zip((10, 20, 30, 40), alphas, weights):
+    assert alpha == pytest.approx(0.9 - 0.8 * (step - 1) / 40, abs=1e-4)
+    assert weight == pytest.approx(0.5 * (1 + math.cos(math.pi * min((step - 1) / 20, 1))),
+                                   abs=1e-4)
   # The projections (student width 16 → teacher 32) are trained and checkpointed...
   trained = checkpoint_variables(tinybert_student.output_dir)
   projections = sorted(n for n in trained if n.startswith(distill_matches.PROJECTION_SCOPE))
