@@ -68,8 +68,9 @@ def define_flags(flag_values=None):
   f.DEFINE_float("temperature", 1.0, "Softmax temperature T (> 0).")
   f.DEFINE_enum("padding", "dynamic", ["dynamic", "fixed"], "Pad each batch to its longest "
                 "example (bucketed when training) or always to max_seq_length.")
-  f.DEFINE_enum("precision", "fp32", ["fp32", "fp16", "bf16"], "Compute precision; weights, "
-                "checkpoints and exports stay fp32.")
+  f.DEFINE_enum("precision", "fp32", ["auto", "fp32", "fp16", "bf16"], "Compute precision; "
+                "weights, checkpoints and exports stay fp32. auto: bf16 where the hardware has "
+                "native bf16 (CPU avx512_bf16/amx_bf16, GPU compute capability >= 8.0), else fp32.")
   f.DEFINE_bool("use_xla", False, "Compile the graph with XLA JIT.")
   f.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and tracebacks of errors "
                 "(same as the environment variable BERT_VERBOSE=1).")
@@ -208,3 +209,4 @@ def check_transfer_flags(fv):
                      (fv.augment_mask_prob + fv.augment_replace_prob))
   if fv.augment_max_ngram < 1:
     raise UsageError("--augment_max_ngram: must be >= 1, got %d" % fv.augment_max_ngram)
+

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert import (checkpoint_init, classifier, classifier_data, classifier_flags, collapse, export,
-                  modeling, run_lock, tokenization)
+                  hardware, modeling, run_lock, tokenization)
 from bert.errors import UsageError
 from bert.training import Trainer, log
 
@@ -63,6 +63,16 @@ def check_classes(examples, data_file):
                      "classifier needs examples of at least two)" % (data_file, classes[0]))
 
 
+def visible_gpu_capabilities():
+  """(major, minor) compute capability of each GPU TensorFlow sees; empty on a CPU."""
+  capabilities = []
+  for gpu in tf.config.list_physical_devices("GPU"):
+    capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+    if capability:
+      capabilities.append(tuple(capability))
+  return capabilities
+
+
 class ClassifierRun(object):
   """One invocation: validated settings, then the requested do_* steps in order."""
 
@@ -95,6 +105,9 @@ class ClassifierRun(object):
         save_checkpoints_steps=fv.save_checkpoints_steps,
         keep_checkpoint_max=fv.keep_checkpoint_max, log_every_n_steps=fv.log_every_n_steps,
         model_signature=self.model_signature(), use_xla=fv.use_xla)
+    self.precision, self.precision_reason = hardware.choose_precision(
+        fv.precision, hardware.cpu_flags(),
+        visible_gpu_capabilities() if fv.precision == "auto" else ())
     self.layer_map = checkpoint_init.parse_layer_map(fv.init_layer_map,
                                                      self.bert_config.num_hidden_layers)
     if self.layer_map and not fv.init_checkpoint:
@@ -172,7 +185,7 @@ class ClassifierRun(object):
         self.bert_config, self.label_list, init_checkpoint=fv.init_checkpoint,
         learning_rate=fv.learning_rate, num_train_steps=self.num_train_steps,
         num_warmup_steps=self.num_warmup_steps, temperature=self.train_temperature,
-        precision=fv.precision, init_layer_map=self.layer_map,
+        precision=self.precision, init_layer_map=self.layer_map,
         loss_builder=self.loss_builder(), adam_bias_correction=fv.adam_bias_correction)
 
   def model_fn_for_run(self, features, labels, mode, params):
@@ -231,6 +244,8 @@ class ClassifierRun(object):
     self.num_warmup_steps = int(self.num_train_steps * fv.warmup_proportion)
     log("Training %d steps (batch %d, %d examples, %d warmup steps)" %
         (self.num_train_steps, fv.train_batch_size, info["num_examples"], self.num_warmup_steps))
+    log("Compute precision %s (%s); weights, checkpoints and exports stay fp32" %
+        (self.precision, self.precision_reason))
     self.trainer.train(self.input_fn(record_file, True), self.num_train_steps,
                        fv.train_batch_size)
     if self.checks_constant_loss:
