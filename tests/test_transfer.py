@@ -157,6 +157,41 @@ def test_transfer_examples_get_the_soft_loss_only():
                              rtol=1e-4, atol=1e-5)
 
 
+def test_training_accuracy_counts_labelled_examples_only():
+  from bert import classifier, modeling
+  from bert.training import ModeKeys
+  config = modeling.BertConfig.from_dict(tiny_config())
+  captured_logits = {}
+
+  def loss_builder(features, logits, label_ids, num_labels, mode):
+    captured_logits["logits"] = logits
+    return classifier.LossParts(classifier.tempered_cross_entropy(label_ids, logits, num_labels),
+                                {}, {}, None)
+
+  rng = np.random.RandomState(1)
+  batch = {"input_ids": rng.randint(5, len(VOCAB), [16, 6]).astype(np.int32),
+           "input_mask": np.ones([16, 6], np.int32), "segment_ids": np.zeros([16, 6], np.int32),
+           "label_ids": rng.randint(0, 2, 16).astype(np.int32),
+           "has_label": np.array([1, 0] * 8, np.int32)}
+  with tf.Graph().as_default():
+    tf1.set_random_seed(0)
+    features = {name: tf.constant(value) for name, value in batch.items()}
+    tf1.train.get_or_create_global_step()
+    spec = classifier.model_fn_builder(config, LABELS, loss_builder=loss_builder)(
+        features, None, ModeKeys.TRAIN, {})
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      accuracies, expected, over_all = [], [], []
+      for _ in range(5):
+        logits, accuracy = session.run([captured_logits["logits"], spec.summaries["accuracy"]])
+        correct = np.argmax(logits, -1) == batch["label_ids"]
+        accuracies.append(accuracy)
+        expected.append(correct[batch["has_label"] == 1].mean())
+        over_all.append(correct.mean())
+  np.testing.assert_allclose(accuracies, expected, atol=1e-6)
+  assert not np.allclose(expected, over_all)  # the check tells the two apart
+
+
 # -- augmentation ----------------------------------------------------------------------------
 
 CORPUS = ["the food was good and the service was great today",
@@ -337,3 +372,34 @@ def test_online_run_with_a_task_format_transfer_file(kit):
   missing = DistillRun(kit.flags("missing", do_train=True, transfer_file="/nonexistent.txt"))
   with pytest.raises(UsageError, match="^--transfer_file /nonexistent.txt: not found$"):
     missing.train_features()
+
+
+# -- the SST-2 benchmark's tiny path ---------------------------------------------------------
+
+def write_sst2_like(data_dir):
+  """GLUE SST-2 layout (`sentence<TAB>label`, a header) with a learnable synthetic task."""
+  os.makedirs(data_dir)
+  for split, count, seed in (("train", 64, 1), ("dev", 24, 2)):
+    rows = [line.replace("&", "\t") for line in review_lines(count, seed)]
+    write(os.path.join(data_dir, split + ".tsv"), "sentence\tlabel\n" + "\n".join(rows) + "\n")
+  return data_dir
+
+
+def test_sst2_benchmark_tiny_path_runs_end_to_end_and_reuses_its_stages(tmp_path):
+  from conftest import run_entry
+  data_dir = write_sst2_like(str(tmp_path / "sst2"))
+  work = str(tmp_path / "work")
+  args = ["bench/sst2_distill.py", "--tiny", "--data_dir", data_dir, "--work_dir", work,
+          "--precision", "fp32", "--batch_size", "16", "--epochs", "2", "--augment_copies", "2"]
+  result = run_entry(args, timeout=600)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  with open(os.path.join(work, "results.md"), encoding="utf-8") as f:
+    table = f.read()
+  for name in ("teacher", "student_alone", "distilled_logits", "distilled_transfer_x2"):
+    assert "| %s |" % name in table, table
+  assert "| distilled_transfer_x2 | 1 | 8 |" in table  # the same steps as the other students
+  with open(os.path.join(work, "seed1", "distilled_transfer_x2", augment.AUGMENTED_FILE)) as f:
+    assert len(f.read().splitlines()) == 128
+  again = run_entry(args, timeout=600)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stdout.count("reusing") == 5, again.stdout  # convert, teacher, three students
