@@ -58,7 +58,8 @@ def parse_args(argv=None):
                       "(empty: none)")
   parser.add_argument("--variant", action="append", default=[],
                       help="name:'extra distillation flags', one more distilled student per seed")
-  parser.add_argument("--precision", default="bf16", choices=["fp32", "fp16", "bf16"])
+  parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                      help="auto: bf16 where the hardware has native bf16, else fp32")
   parser.add_argument("--max_seq_length", type=int, default=64)
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--epochs", type=float, default=1.0)
