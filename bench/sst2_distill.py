@@ -79,6 +79,8 @@ def parse_args(argv=None):
                       help="train on a seeded sample of this many lines (--quick: 2000)")
   parser.add_argument("--serving_runs", type=int, default=0,
                       help="timed runs per batch size (default 30; --quick 10, --tiny 2)")
+  parser.add_argument("--dry_run", action="store_true",
+                      help="print each stage's command, or that it is reused, and stop")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--tiny", action="store_true")
   args = parser.parse_args(argv)
@@ -124,10 +126,12 @@ class Stages(object):
     return self.times.get(name)
 
 
-def run_stage(stages, name, args, log_dir):
+def run_stage(stages, name, args, log_dir, dry_run=False):
   """Runs `python args...` from the repo root, its output in log_dir/<name>.log."""
   log_file = os.path.join(log_dir, name.replace("/", "_") + ".log")
   log("[%s] %s" % (name, " ".join(shlex.quote(a) for a in args)))
+  if dry_run:
+    return log_file
   started = time.time()
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
   with open(log_file, "w") as out:
@@ -388,7 +392,7 @@ def main(argv=None):
         "--bert_config_file=" + os.path.join(minilm, "bert_config.json"),
         "--init_checkpoint=" + os.path.join(minilm, "bert_model.ckpt"),
         "--learning_rate=%s" % args.teacher_lr, "--num_train_epochs=%s" % args.epochs,
-        "--output_dir=" + teacher_dir, "--export_dir=" + teacher_export], log_dir)
+        "--output_dir=" + teacher_dir, "--export_dir=" + teacher_export], log_dir, args.dry_run)
 
   config = student_config(args, minilm)
   students = []
@@ -411,7 +415,9 @@ def main(argv=None):
             "--init_checkpoint=" + os.path.join(minilm, "bert_model.ckpt"),
             "--init_layer_map=" + args.student_layers, "--learning_rate=%s" % args.student_lr,
             "--seed=%d" % seed, "--output_dir=" + output_dir,
-            "--export_dir=" + export_base] + flags, log_dir)
+            "--export_dir=" + export_base] + flags, log_dir, args.dry_run)
+        if args.dry_run:
+          continue
       run_steps = next((int(f.split("=")[1]) for f in extra if f.startswith("--num_train_steps")),
                        None)
       if run_steps is None:  # an epoch of labelled + transfer: what the run trained
@@ -421,6 +427,8 @@ def main(argv=None):
       students.append(dict(name=name, seed=seed, steps=run_steps, export=export_base,
                            stage=stage, augment_s=augment_seconds(log_file)))
 
+  if args.dry_run:
+    return
   log("[measure] dev accuracy, agreement, parameters, serving latency")
   texts, labels = dev_examples(data_dir)
   import numpy as np
