@@ -267,6 +267,22 @@ def test_transfer_flags_are_checked():
     assert str(error.value).startswith(flag + ":") and "\n" not in str(error.value)
 
 
+def test_transfer_file_formats(tmp_path):
+  path = write(str(tmp_path / "t.txt"), "first text\tsecond text\n\n  only one  \n")
+  processor = classifier_data.get_processor("sst2")
+  pairs = classifier_data.read_transfer_examples(path, "text", processor, pairs=True)
+  assert [(e.text_a, e.text_b, e.label) for e in pairs] == [
+      ("first text", "second text", None), ("only one", None, None)]
+  single = classifier_data.read_transfer_examples(path, "text", processor)
+  assert [e.text_a for e in single] == ["first text\tsecond text", "only one"]
+  task = write(str(tmp_path / "train.tsv"), "sentence\tlabel\na fine film\t1\ndull\t0\n")
+  examples = classifier_data.read_transfer_examples(task, "task", processor)
+  assert [(e.text_a, e.label) for e in examples] == [("a fine film", None), ("dull", None)]
+  empty = write(str(tmp_path / "empty.tsv"), "sentence\tlabel\n")
+  with pytest.raises(UsageError, match="no examples found$"):
+    classifier_data.read_transfer_examples(empty, "task", processor)
+
+
 # -- records, cached logits, a run -----------------------------------------------------------
 
 @pytest.fixture(scope="module")
