@@ -178,6 +178,11 @@ def define_distill_flags(flag_values=None):
   f.DEFINE_float("augment_ngram_prob", 0.25, "Augmentation: probability of keeping only a random "
                  "n-gram of the variant, n uniform in [1, --augment_max_ngram].")
   f.DEFINE_integer("augment_max_ngram", 5, "Augmentation: longest n-gram kept by n-gram sampling.")
+  f.DEFINE_string("augment_mlm_checkpoint", None, "Augmentation: a pre-trained Google checkpoint "
+                  "with its masked-LM head (cls/predictions/*, bert_config.json beside it, the "
+                  "--vocab_file vocab): replaced words that are one wordpiece are drawn from its "
+                  "top --augment_mlm_top_k predictions (TinyBERT) instead of the corpus.")
+  f.DEFINE_integer("augment_mlm_top_k", 15, "Augmentation: candidates per masked word.")
   from bert import distill_config  # pylint: disable=import-outside-toplevel
   distill_config.define_flags(flag_values)  # --distill_config, --distill_preset, ...
   flag_values.set_default("temperature", 2.0)
@@ -209,4 +214,6 @@ def check_transfer_flags(fv):
                      (fv.augment_mask_prob + fv.augment_replace_prob))
   if fv.augment_max_ngram < 1:
     raise UsageError("--augment_max_ngram: must be >= 1, got %d" % fv.augment_max_ngram)
+  if fv.augment_mlm_top_k < 1:
+    raise UsageError("--augment_mlm_top_k: must be >= 1, got %d" % fv.augment_mlm_top_k)
 

@@ -102,12 +102,27 @@ class DistillRun(classifier_run.ClassifierRun):
                                       augment.mask_token_for(self.tokenizer.vocab),
                                       classifier_data.file_fingerprint(data_file))
     fingerprint["processor"] = self.processor.options()
+    if fv.augment_mlm_checkpoint:
+      index = fv.augment_mlm_checkpoint + ".index"
+      fingerprint["mlm"] = {"checkpoint": os.path.abspath(fv.augment_mlm_checkpoint),
+                            "index_sha256": classifier_data.file_fingerprint(index)
+                            if os.path.isfile(index) else None,
+                            "top_k": fv.augment_mlm_top_k}
     path = augment.cached_augmented(fv.output_dir, fingerprint)
     if path:
       log("Reusing augmented transfer examples %s" % path)
       return path
-    augment.write_augmented(fv.output_dir, train_examples(), settings,
-                            augment.mask_token_for(self.tokenizer.vocab), fingerprint, log=log)
+    mlm = None
+    if fv.augment_mlm_checkpoint:
+      mlm = augment.MlmFiller(fv.augment_mlm_checkpoint, fv.vocab_file, fv.do_lower_case,
+                              fv.augment_mlm_top_k, fv.max_seq_length)
+    try:
+      augment.write_augmented(fv.output_dir, train_examples(), settings,
+                              augment.mask_token_for(self.tokenizer.vocab), fingerprint, log=log,
+                              mlm=mlm)
+    finally:
+      if mlm is not None:
+        mlm.close()
     return os.path.join(fv.output_dir, augment.AUGMENTED_FILE)
 
   def transfer_features(self, train_record, train_info):

@@ -283,6 +283,56 @@ def test_transfer_file_formats(tmp_path):
     classifier_data.read_transfer_examples(empty, "task", processor)
 
 
+def write_mlm_checkpoint(directory, with_head=True, favourite="great"):
+  """A random tiny pre-trained BERT whose MLM head's bias makes `favourite` its top prediction."""
+  from bert import modeling
+  os.makedirs(directory)
+  write(os.path.join(directory, "bert_config.json"), json.dumps(tiny_config(num_layers=1)))
+  config = modeling.BertConfig.from_dict(tiny_config(num_layers=1))
+  with tf.Graph().as_default():
+    ids = tf1.placeholder(tf.int32, [None, None])
+    modeling.BertModel(config, False, ids)
+    if with_head:
+      with tf1.variable_scope("cls/predictions"):
+        with tf1.variable_scope("transform"):
+          x = modeling.dense(tf.zeros([1, 32]), 32, "dense")
+          modeling.layer_norm(x)
+        bias = np.zeros(len(VOCAB), np.float32)
+        bias[VOCAB.index(favourite)] = 100.0
+        bias[VOCAB.index("[MASK]")] = 1000.0  # specials are never candidates
+        tf1.get_variable("output_bias", initializer=tf.constant(bias))
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      return tf1.train.Saver().save(session, os.path.join(directory, "bert_model.ckpt"),
+                                    write_meta_graph=False)
+
+
+def test_mlm_replacement_uses_the_masked_lm_head(tmp_path):
+  vocab_file = write(str(tmp_path / "vocab.txt"), "\n".join(VOCAB) + "\n")
+  checkpoint = write_mlm_checkpoint(str(tmp_path / "mlm"))
+  examples = [classifier_data.InputExample(str(i), text, None, "1")
+              for i, text in enumerate(["the food was bad", "we ate a slow meal here , today"])]
+  settings = augment.Settings(copies=2, seed=3, mask_prob=0.0, replace_prob=1.0, ngram_prob=0.0,
+                              max_ngram=5)
+  mlm = augment.MlmFiller(checkpoint, vocab_file, True, top_k=1)
+  try:
+    logs = []
+    augment.write_augmented(str(tmp_path / "out"), examples, settings, "[MASK]", {"x": 1},
+                            log=logs.append, mlm=mlm)
+  finally:
+    mlm.close()
+  with open(str(tmp_path / "out" / augment.AUGMENTED_FILE), encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  # Every one-wordpiece word is the head's favourite; "," is not a vocab piece: a corpus word.
+  assert lines[:2] == ["great great great great"] * 2, lines
+  words = lines[2].split()
+  assert words[:6] == ["great"] * 6 and words[7] == "great" and words[6] != ","
+  assert "(22 words chosen by the MLM)" in logs[0], logs  # 2 copies × (4 + 7 words)
+  without = write_mlm_checkpoint(str(tmp_path / "nohead"), with_head=False)
+  with pytest.raises(UsageError, match="has no masked-LM head"):
+    augment.MlmFiller(without, vocab_file, True)
+
+
 # -- records, cached logits, a run -----------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -419,3 +469,16 @@ def test_sst2_benchmark_tiny_path_runs_end_to_end_and_reuses_its_stages(tmp_path
   again = run_entry(args, timeout=600)
   assert again.returncode == 0, again.stderr[-3000:]
   assert again.stdout.count("reusing") == 5, again.stdout  # convert, teacher, three students
+
+
+def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
+  checkpoint = write_mlm_checkpoint(str(tmp_path / "mlm"), favourite="fine")
+  fv = kit.flags("mlm_run", do_train=True, augment_copies=1, augment_mlm_checkpoint=checkpoint,
+                 augment_mlm_top_k=1, augment_replace_prob=0.5)
+  with captured() as out:
+    _, info = DistillRun(fv).train_features()
+  assert "words chosen by the MLM" in out.getvalue(), out.getvalue()
+  assert info["num_transfer"] == 96
+  with open(os.path.join(fv.output_dir, augment.AUGMENTED_FILE), encoding="utf-8") as f:
+    text = f.read()
+  assert text.count("fine") > sum(line.count("fine") for line in review_lines(96, 0))
