@@ -365,7 +365,8 @@ def report(args, rows, steps, train_count, teacher_acc):
                   teacher["ms"][8] / r["ms"][8], gap, wall))
   lines += ["", "Mean over seeds %s (gap recovered: ≥ 50 %% in how many seeds):" %
             ",".join(map(str, args.seeds)), "",
-            "| model | dev acc | agreement | gap recovered | seeds ≥ 50 % |", "|---|---|---|---|---|"]
+            "| model | dev acc | agreement | gap recovered | seeds ≥ 50 % |",
+            "|---|---|---|---|---|"]
   names = []
   for r in rows[1:]:
     if r["name"] not in names:

@@ -286,7 +286,8 @@ class MlmFiller(object):
     try:
       names = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as e:
-      raise UsageError("%s: not a readable checkpoint (%s)" % (flag, " ".join(str(e).split())[:160]))
+      raise UsageError("%s: not a readable checkpoint (%s)" %
+                       (flag, " ".join(str(e).split())[:160]))
     if "cls/predictions/output_bias" not in names:
       raise UsageError("%s: has no masked-LM head (cls/predictions/*); give a pre-trained Google "
                        "checkpoint such as bert_model.ckpt, not a fine-tuned one" % flag)
