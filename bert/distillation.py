@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from bert import classifier_data, export, tokenization
+from bert import classifier_data, export, text_signature, tokenization
 from bert.errors import UsageError, one_line_message
 from bert.training import log, session_config
 
@@ -143,6 +143,8 @@ class Teacher(object):
       names = self.intermediate_names() or {}
       extra = [name for value in names.values()
                for name in (value if isinstance(value, list) else [value])]
+      # Loading needs the text signature's ops registered; freezing to the logits drops them.
+      text_signature.require_ops(self.info, "--teacher_model %s" % self.version_dir)
       graph = tf.Graph()
       with graph.as_default(), tf1.Session(graph=graph) as session:
         try:

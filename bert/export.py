@@ -13,7 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from bert import classifier, modeling
+from bert import classifier, modeling, text_signature
 from bert.errors import UsageError, one_line_message
 from bert.export_layout import (INFO_FILE, INPUT_NAMES, SERVE_TAG, SIGNATURE_KEY,  # noqa: F401
                                 TEMP_PREFIX, WARMUP_FILE, numeric_versions, read_export_info,
@@ -98,7 +98,9 @@ def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_f
   """Exports the classifier at `checkpoint` to export_dir/<version>/; returns that directory.
 
   Only model variables are exported (no optimizer slots, no teacher). warmup_inputs: a list of
-  {input name: int array [batch, seq]} written as serving warmup requests.
+  {input name: int array [batch, seq]} written as serving warmup requests (plus the text
+  signature's own when it is exported). Signatures: serving_default (ids) and, when
+  tensorflow-text is installed, text (raw strings; bert/text_signature.py).
   """
   check_writable(export_dir)
   remove_stale_temp_dirs(export_dir)
@@ -113,14 +115,23 @@ def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_f
     signature = tf1.saved_model.signature_def_utils.predict_signature_def(inputs, outputs)
     vocab_asset = tf.constant(os.path.abspath(vocab_file), name="vocab_file")
     tf1.add_to_collection(tf1.GraphKeys.ASSET_FILEPATHS, vocab_asset)
+    signatures, text_info, main_op = {SIGNATURE_KEY: signature}, None, None
+    problem = text_signature.vocab_problem(vocab_file)
+    text = None if problem else text_signature.build_text_signature(
+        bert_config, label_list, vocab_asset, do_lower_case, max_seq_length, temperature)
+    if problem:
+      log("Exporting without the raw-text signature: %s: %s" % (vocab_file, problem))
+    if text:
+      signatures[text_signature.TEXT_SIGNATURE_KEY], main_op = text
+      text_info = text_signature.settings(do_lower_case, max_seq_length)
+    assets = list({t.name: t for t in tf1.get_collection(tf1.GraphKeys.ASSET_FILEPATHS)}.values())
     temp_dir = os.path.join(export_dir, "%s%d-%d" % (TEMP_PREFIX, time.time(), os.getpid()))
     with tf1.Session(graph=graph) as session:
       saver.restore(session, checkpoint)
       builder = tf1.saved_model.Builder(temp_dir)
       builder.add_meta_graph_and_variables(
-          session, [SERVE_TAG], signature_def_map={SIGNATURE_KEY: signature},
-          assets_collection=tf1.get_collection(tf1.GraphKeys.ASSET_FILEPATHS),
-          strip_default_attrs=True)
+          session, [SERVE_TAG], signature_def_map=signatures, assets_collection=assets,
+          main_op=main_op, strip_default_attrs=True)
       builder.save()
   # The asset keeps its source file name; serving clients look for assets/vocab.txt.
   copied = os.path.join(temp_dir, "assets", os.path.basename(vocab_file))
@@ -132,11 +143,16 @@ def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_f
           "max_seq_length": int(max_seq_length), "temperature": float(temperature),
           "bert_config": bert_config.to_dict(), "vocab_size": bert_config.vocab_size,
           "checkpoint": os.path.abspath(checkpoint), "inputs": list(INPUT_NAMES),
-          INTERMEDIATE_KEY: intermediate}
+          INTERMEDIATE_KEY: intermediate, "text_signature": text_info}
+  if text_info:
+    info["min_model_server_version"] = text_info["min_model_server_version"]
   info.update(extra_info or {})
   with open(os.path.join(extra_dir, INFO_FILE), "w", encoding="utf-8") as f:
     json.dump(info, f, indent=1, ensure_ascii=False, sort_keys=True)
   if warmup_inputs:
+    if text_info:
+      warmup_inputs = list(warmup_inputs) + text_signature.warmup_inputs(
+          max_seq_length=max_seq_length)
     write_warmup_requests(os.path.join(extra_dir, WARMUP_FILE), warmup_inputs)
   version_dir = _rename_into_place(export_dir, temp_dir)
   log("Exported SavedModel to %s" % version_dir)
@@ -193,7 +209,13 @@ def predict_request_bytes(inputs, model_name="", signature_name=SIGNATURE_KEY):
   spec += _field(3, signature_name.encode())
   request = _field(1, spec)
   for name in sorted(inputs):
-    tensor = tf.make_tensor_proto(np.asarray(inputs[name], dtype=np.int32)).SerializeToString()
+    value = np.asarray(inputs[name])
+    if value.dtype.kind in "OSU":  # the text signature's strings
+      value = np.array([v.encode("utf-8") if isinstance(v, str) else v for v in value.flat],
+                       dtype=object).reshape(value.shape)
+      tensor = tf.make_tensor_proto(value, dtype=tf.string).SerializeToString()
+    else:
+      tensor = tf.make_tensor_proto(value.astype(np.int32)).SerializeToString()
     request += _field(2, _field(1, name.encode()) + _field(2, tensor))
   return request
 
@@ -206,7 +228,8 @@ def prediction_log_bytes(inputs, model_name="", signature_name=SIGNATURE_KEY):
 def write_warmup_requests(path, warmup_inputs):
   with tf.io.TFRecordWriter(path) as writer:
     for inputs in warmup_inputs[:1000]:  # the server reads at most 1000
-      writer.write(prediction_log_bytes(inputs))
+      signature_name, inputs = inputs if isinstance(inputs, tuple) else (SIGNATURE_KEY, inputs)
+      writer.write(prediction_log_bytes(inputs, signature_name=signature_name))
 
 
 def default_warmup_inputs(max_seq_length, cls_id, sep_id, filler_id, batch_sizes=(1, 8),

@@ -7,7 +7,7 @@ and label list (assets.extra/bert_export.json), so text is tokenized exactly as 
 import numpy as np
 import tensorflow as tf
 
-from bert import export_layout, features, tokenization
+from bert import export_layout, features, text_signature, tokenization
 
 tf1 = tf.compat.v1
 
@@ -22,6 +22,8 @@ class ExportedClassifier(object):
     self.max_seq_length = int(self.info["max_seq_length"])
     self.tokenizer = tokenization.FullTokenizer(self.info["vocab_file"],
                                                 self.info["do_lower_case"])
+    # An export with the raw-text signature holds TensorFlow Text ops; serving_default does not.
+    text_signature.require_ops(self.info, "%s %s" % (flag, self.version_dir))
     self.graph = tf.Graph()
     self.session = tf1.Session(graph=self.graph)
     with self.graph.as_default():

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Classify raw text with an exported student: over REST, over gRPC, or in-process.
 
-Texts are tokenized here with the export's own vocabulary (assets/vocab.txt) and settings
-(do_lower_case, max_seq_length, labels from assets.extra/bert_export.json), exactly as in
-training: [CLS] a [SEP] (b [SEP]), truncated to max_seq_length. Each batch is padded to its own
-longest text.
+By default the raw texts go to the export's `text` signature, which tokenizes them in the
+graph with the export's own vocab (bert/text_signature.py); the export's settings
+(assets.extra/bert_export.json) give the label names. With --ids (or an export that has no text
+signature) texts are tokenized here instead, with the export's vocabulary (assets/vocab.txt) and
+settings, exactly as in training: [CLS] a [SEP] (b [SEP]), truncated to max_seq_length, each
+batch padded to its own longest text, and sent to `serving_default`.
 
   python scripts/predict_client.py "味道很好" "送餐太慢"                  # REST, localhost:8501
   python scripts/predict_client.py --input texts.txt --json
@@ -40,6 +42,7 @@ from bert import export_layout, features, tokenization  # noqa: E402  (no Tensor
 from bert.errors import UsageError  # noqa: E402
 
 SIGNATURE_NAME = export_layout.SIGNATURE_KEY
+TEXT_SIGNATURE_NAME = "text"  # bert/text_signature.py's TEXT_SIGNATURE_KEY (no TF import here)
 INPUT_NAMES = features.INPUT_NAMES
 PAIR_TASKS = frozenset(["mrpc", "mnli", "xnli"])
 
@@ -77,6 +80,7 @@ def load_export_settings(version_dir):
       "task_name": task_name,
       "pairs": bool(info.get("text_b_column")) or (task_name or "").lower() in PAIR_TASKS,
       "version": int(version) if version.isdigit() else None,
+      "text_signature": bool(info.get("text_signature")),
       "version_dir": version_dir
   }
 
@@ -125,11 +129,31 @@ def model_inputs(batch):
   return {name: np.asarray(batch[name], dtype=np.int32) for name in INPUT_NAMES}
 
 
+def text_batch(texts):
+  """Texts (strings, or (text_a, text_b) pairs) → the text signature's inputs: {"text_a": [str]},
+  plus "text_b" ("" for a single text) when any is a pair."""
+  pairs = [text if isinstance(text, (tuple, list)) else (text, "") for text in texts]
+  batch = {"text_a": [a for a, _ in pairs]}
+  if any(b for _, b in pairs):
+    batch["text_b"] = [b for _, b in pairs]
+  return batch
+
+
+def is_text_batch(batch):
+  return "text_a" in batch
+
+
 # -- REST ------------------------------------------------------------------------------------
 
 
 def build_rest_request(batch, signature_name=SIGNATURE_NAME):
-  """The JSON body of a row-format :predict request (all rows share the batch's padded length)."""
+  """The JSON body of a row-format :predict request (all rows share the batch's padded length);
+  for a text batch (text_batch): {"signature_name": "text", "instances": [{"text_a": ...}]}."""
+  if is_text_batch(batch):
+    names = [name for name in ("text_a", "text_b") if name in batch]
+    return {"signature_name": signature_name,
+            "instances": [{name: batch[name][i] for name in names}
+                          for i in range(len(batch["text_a"]))]}
   inputs = model_inputs(batch)
   size = len(inputs["input_ids"])
   instances = [{name: inputs[name][i].tolist() for name in INPUT_NAMES} for i in range(size)]
@@ -157,6 +181,12 @@ def parse_rest_response(response):
 
   Raises ServingError with the server's message for `{"error": ...}`.
   """
+  return parse_rest_outputs(response)["probabilities"]
+
+
+def parse_rest_outputs(response):
+  """{"probabilities": [batch, num_labels]} from a :predict answer, plus the text signature's
+  "num_tokens" and "truncated" [batch] when it has them."""
   if isinstance(response, (bytes, str)):
     try:
       response = json.loads(response)
@@ -173,9 +203,13 @@ def parse_rest_response(response):
       raise ServingError("answer has no per-instance 'probabilities' (is the signature this "
                          "toolkit's serving_default?)")
     probabilities = [p["probabilities"] for p in predictions]
+    extra = {name: [p[name] for p in predictions] for name in ("num_tokens", "truncated")
+             if all(name in p for p in predictions)}
   elif isinstance(response, dict) and isinstance(response.get("outputs"), dict) \
           and "probabilities" in response["outputs"]:
     probabilities = response["outputs"]["probabilities"]  # columnar answer
+    extra = {name: response["outputs"][name] for name in ("num_tokens", "truncated")
+             if name in response["outputs"]}
   else:
     raise ServingError("answer has neither 'predictions' nor 'outputs': %s" %
                        json.dumps(response)[:200])
@@ -183,7 +217,9 @@ def parse_rest_response(response):
   if array.ndim != 2:
     raise ServingError("probabilities have shape %s, expected [batch, num_labels]" %
                        (list(array.shape),))
-  return array
+  outputs = {name: np.asarray(value) for name, value in extra.items()}
+  outputs["probabilities"] = array
+  return outputs
 
 
 def predict_rest(server,
@@ -192,6 +228,14 @@ def predict_rest(server,
                  version=None,
                  signature_name=SIGNATURE_NAME,
                  timeout=30.0):
+  """Probabilities [batch, num_labels] from the REST endpoint (see rest_outputs)."""
+  return rest_outputs(server, model_name, batch, version, signature_name,
+                      timeout)["probabilities"]
+
+
+def rest_outputs(server, model_name, batch, version=None, signature_name=SIGNATURE_NAME,
+                 timeout=30.0):
+  """parse_rest_outputs of the :predict answer to batch (ids, or a text_batch)."""
   url = rest_url(server, model_name, version)
   body = json.dumps(build_rest_request(batch, signature_name)).encode("utf-8")
   request = urllib.request.Request(url,
@@ -214,7 +258,7 @@ def predict_rest(server,
                        "bash scripts/serve.sh" % (url, getattr(e, "reason", e)))
   except OSError as e:  # timeouts, resets
     raise ServingError("request to %s failed (%s)" % (url, e))
-  return parse_rest_response(payload)
+  return parse_rest_outputs(payload)
 
 
 # -- gRPC ------------------------------------------------------------------------------------
@@ -231,13 +275,20 @@ def _serving_apis():
 
 
 def build_grpc_request(batch, model_name, signature_name=SIGNATURE_NAME, version=None):
-  """A tensorflow.serving PredictRequest with int32 TensorProtos for the batch."""
+  """A tensorflow.serving PredictRequest with int32 TensorProtos for the batch (string ones for a
+  text_batch)."""
   tf, predict_pb2 = _serving_apis()
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model_name
   request.model_spec.signature_name = signature_name
   if version:
     request.model_spec.version.value = int(version)
+  if is_text_batch(batch):
+    for name in ("text_a", "text_b"):
+      if name in batch:
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(
+            [text.encode("utf-8") for text in batch[name]], dtype=tf.string))
+    return request
   for name, value in model_inputs(batch).items():
     request.inputs[name].CopyFrom(tf.make_tensor_proto(value, dtype=tf.int32))
   return request
@@ -249,6 +300,15 @@ def predict_grpc(target,
                  version=None,
                  signature_name=SIGNATURE_NAME,
                  timeout=30.0):
+  """Probabilities [batch, num_labels] from the gRPC endpoint (see grpc_outputs)."""
+  return grpc_outputs(target, model_name, batch, version, signature_name,
+                      timeout)["probabilities"]
+
+
+def grpc_outputs(target, model_name, batch, version=None, signature_name=SIGNATURE_NAME,
+                 timeout=30.0):
+  """{"probabilities": [batch, num_labels]}, plus "num_tokens" and "truncated" [batch] when the
+  signature answers them."""
   tf, _ = _serving_apis()
   try:
     import grpc
@@ -270,7 +330,11 @@ def predict_grpc(target,
   if "probabilities" not in response.outputs:
     raise ServingError("answer has no 'probabilities' output (outputs: %s)" %
                        ", ".join(sorted(response.outputs)))
-  return np.asarray(tf.make_ndarray(response.outputs["probabilities"]), dtype=np.float64)
+  outputs = {name: tf.make_ndarray(response.outputs[name]) for name in ("num_tokens", "truncated")
+             if name in response.outputs}
+  outputs["probabilities"] = np.asarray(tf.make_ndarray(response.outputs["probabilities"]),
+                                        dtype=np.float64)
+  return outputs
 
 
 # -- in-process ------------------------------------------------------------------------------
@@ -283,6 +347,9 @@ def load_signature(version_dir, signature_name=SIGNATURE_NAME):
   key = (os.path.abspath(version_dir), signature_name)
   if key not in _LOADED:
     import tensorflow as tf
+    from bert import text_signature  # registers TensorFlow Text's ops
+    text_signature.require_ops(export_layout.read_export_info(version_dir, flag="--export_dir"),
+                               "--export_dir %s" % version_dir)
     loaded = tf.saved_model.load(version_dir, tags=["serve"])
     if signature_name not in loaded.signatures:
       raise UsageError("--export_dir %s: no signature %r (has %s)" %
@@ -293,10 +360,23 @@ def load_signature(version_dir, signature_name=SIGNATURE_NAME):
 
 def predict_local(version_dir, batch, signature_name=SIGNATURE_NAME):
   """Probabilities [batch, num_labels] from the SavedModel run in this process."""
+  return local_outputs(version_dir, batch, signature_name)["probabilities"]
+
+
+def local_outputs(version_dir, batch, signature_name=SIGNATURE_NAME):
+  """{"probabilities": [batch, num_labels]} (plus the text signature's "num_tokens" and
+  "truncated" [batch]) from the SavedModel run in this process."""
   import tensorflow as tf
   signature = load_signature(version_dir, signature_name)
-  outputs = signature(**{name: tf.constant(value) for name, value in model_inputs(batch).items()})
-  return np.asarray(outputs["probabilities"].numpy(), dtype=np.float64)
+  if is_text_batch(batch):  # a loaded signature takes every input: text_b "" is a single text
+    feeds = {"text_a": batch["text_a"], "text_b": batch.get("text_b", [""] * len(batch["text_a"]))}
+    outputs = signature(**{name: tf.constant(value, tf.string) for name, value in feeds.items()})
+  else:
+    outputs = signature(**{name: tf.constant(value)
+                           for name, value in model_inputs(batch).items()})
+  result = {name: outputs[name].numpy() for name in ("num_tokens", "truncated") if name in outputs}
+  result["probabilities"] = np.asarray(outputs["probabilities"].numpy(), dtype=np.float64)
+  return result
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -402,7 +482,12 @@ def parse_args(argv):
                       default=None,
                       help="ask the server for this version (default: the one it serves); "
                       "also picks that version's vocab under --export_dir")
-  parser.add_argument("--signature_name", default=SIGNATURE_NAME)
+  parser.add_argument("--ids", action="store_true",
+                      help="tokenize here and send token ids to serving_default (default: send "
+                      "the raw texts to the export's text signature, when it has one)")
+  parser.add_argument("--signature_name", default=None,
+                      help="default: text (raw texts), or serving_default with --ids or for an "
+                      "export without the text signature")
   parser.add_argument("--batch_size", type=int, default=32, help="texts per request")
   parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
   pairs = parser.add_mutually_exclusive_group()
@@ -433,43 +518,54 @@ def main(argv=None, stdout=None):
     export_dir = os.path.join(export_dir, str(args.model_version))
   version_dir = resolve_version_dir(export_dir)
   settings = load_export_settings(version_dir)
-  tokenizer = make_tokenizer(settings)
+  use_text = settings["text_signature"] and not args.ids
+  tokenizer = None if use_text else make_tokenizer(settings)
+  signature_name = args.signature_name or (TEXT_SIGNATURE_NAME if use_text else SIGNATURE_NAME)
   labels = settings["labels"]
   use_pairs = settings["pairs"] if args.pairs is None else args.pairs
   texts = [split_pair(line, use_pairs) for line in read_texts(args)]
 
   if args.local:
-    predict = lambda batch: predict_local(version_dir, batch, args.signature_name)  # noqa
+    predict = lambda batch: local_outputs(version_dir, batch, signature_name)  # noqa
   elif args.grpc:
-    predict = lambda batch: predict_grpc(
+    predict = lambda batch: grpc_outputs(
         args.grpc,
         args.model_name,
         batch,  # noqa
         args.model_version,
-        args.signature_name,
+        signature_name,
         args.timeout)
   else:
     server = args.server or "http://localhost:8501"
-    predict = lambda batch: predict_rest(
+    predict = lambda batch: rest_outputs(
         server,
         args.model_name,
         batch,  # noqa
         args.model_version,
-        args.signature_name,
+        signature_name,
         args.timeout)
 
   truncated = 0
   formatter = format_json if args.json else format_line
-  blank = [is_blank(text, tokenizer) for text in texts]
+  # Blank: nothing left for the model. The text signature says so itself (num_tokens 0).
+  blank = [False if use_text else is_blank(text, tokenizer) for text in texts]
   for start in range(0, len(texts), args.batch_size):
     chunk = texts[start:start + args.batch_size]
     scored = [text for text, empty in zip(chunk, blank[start:start + args.batch_size])
               if not empty]
     rows = iter([])
     if scored:
-      batch = encode_texts(scored, tokenizer, settings["max_seq_length"])
-      truncated += int(batch["truncated"].sum())
-      probabilities = predict(batch)
+      if use_text:
+        outputs = predict(text_batch(scored))
+        if "num_tokens" in outputs:
+          for offset, count in enumerate(np.asarray(outputs["num_tokens"]).reshape(-1)):
+            blank[start + offset] = int(count) == 0  # nothing is dropped in text mode
+        truncated += int(np.asarray(outputs.get("truncated", [])).astype(bool).sum())
+      else:
+        batch = encode_texts(scored, tokenizer, settings["max_seq_length"])
+        truncated += int(batch["truncated"].sum())
+        outputs = predict(batch)
+      probabilities = outputs["probabilities"]
       if probabilities.shape != (len(scored), len(labels)):
         raise ServingError(
             "the model answered probabilities of shape %s for %d texts and %d labels (%s); "
@@ -478,6 +574,8 @@ def main(argv=None, stdout=None):
       rows = iter(probabilities)
     for text, empty in zip(chunk, blank[start:start + args.batch_size]):
       if empty:  # one output line per input line: a defined row, not a dropped or scored one
+        if use_text:
+          next(rows)  # scored by the text signature (as [CLS] [SEP]); not shown
         stdout.write(formatter("-", None if args.json else [float("nan")] * len(labels), labels,
                                text) + "\n")
         continue

@@ -138,6 +138,15 @@ elif [ "$ENABLE_BATCHING" != "0" ] && [ "$ENABLE_BATCHING" != "false" ]; then
 fi
 COMMAND+=(${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
 
+# The raw-text signature "text" (bert/text_signature.py), when the export has one.
+raw_text_example() {
+  if grep -q '"min_model_server_version"' "$BASE_DIR/$LATEST/assets.extra/bert_export.json" \
+      2>/dev/null; then
+    echo "# raw text (signature \"text\"; needs tensorflow_model_server >= 2.2):"
+    echo "curl -s -X POST http://localhost:$REST_PORT/v1/models/$MODEL_NAME:predict -d '{\"signature_name\": \"text\", \"instances\": [{\"text_a\": \"味道很好\"}, {\"text_a\": \"送餐太慢了\"}]}'"
+  fi
+}
+
 if [ "$DRY_RUN" = "1" ]; then
   echo "# model config: $CONFIG_FILE"
   cat "$CONFIG_FILE"
@@ -149,6 +158,7 @@ if [ "$DRY_RUN" = "1" ]; then
   echo "# command:"
   printf '%q ' "${COMMAND[@]}" | sed 's/ $//'
   echo
+  raw_text_example
   if ! command -v "$TF_SERVING_BIN" >/dev/null 2>&1; then
     echo "# note: $TF_SERVING_BIN is not installed here (run without --dry-run for how to install it)"
   fi
@@ -169,6 +179,7 @@ EOF
   exit 1
 fi
 
+raw_text_example >&2
 echo "$PROG: serving version $LATEST of $BASE_DIR as \"$MODEL_NAME\": REST http://localhost:$REST_PORT/v1/models/$MODEL_NAME, gRPC localhost:$GRPC_PORT" >&2
 echo "$PROG: config $CONFIG_FILE" >&2
 exec "${COMMAND[@]}"

@@ -19,6 +19,10 @@ LOADER = r'''
 import json, os, sys
 import numpy as np
 import tensorflow as tf
+try:
+  import tensorflow_text  # noqa: F401  (the text signature's ops)
+except ImportError:
+  pass
 
 work, version_dirs = sys.argv[1], sys.argv[2:]
 inputs = dict(np.load(os.path.join(work, "inputs.npz")))
@@ -45,10 +49,12 @@ for index, version_dir in enumerate(version_dirs):
       log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
       request = log.predict_log.request
       feeds = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+      if "text_a" in feeds and "text_b" not in feeds:  # a loaded signature takes every input
+        feeds["text_b"] = tf.fill(tf.shape(feeds["text_a"]), "")
       out = loaded.signatures[request.model_spec.signature_name](**feeds)
       probabilities = out["probabilities"].numpy()
       replayed.append({"signature": request.model_spec.signature_name,
-                       "input_shape": list(feeds["input_ids"].shape),
+                       "input_shape": list(feeds.get("input_ids", feeds.get("text_a")).shape),
                        "probabilities_shape": list(probabilities.shape),
                        "sums_to_one": bool(np.allclose(probabilities.sum(-1), 1.0, atol=1e-5))})
   info["warmup"] = replayed if prediction_log_pb2 is not None else None
@@ -111,7 +117,7 @@ def exported(tiny_model, tmp_path_factory):
 
 def test_signature_in_a_fresh_process(exported, tiny_model):
   info = exported["result"][exported["version_dir"]]
-  assert info["signatures"] == ["serving_default"]
+  assert info["signatures"] == ["serving_default", "text"]  # text: bert/text_signature.py
   assert info["inputs"] == {name: ["int32", [None, None]]
                             for name in ("input_ids", "input_mask", "segment_ids")}
   num_labels = len(tiny_model.labels)
@@ -177,8 +183,10 @@ def test_only_core_ops_and_no_training_state(exported, tiny_model):
   from tensorflow.python.framework import op_def_registry
   ops = export.graph_op_types(exported["version_dir"])
   assert {"Placeholder", "Softmax", "ArgMax"} <= ops
+  # Core ops, plus the text signature's TensorFlow Text ops (tests/test_text_signature.py).
+  from bert import text_signature
   assert [op for op in ops if op_def_registry.get(op) is None] == []
-  assert ops <= set(dir(tf.raw_ops))
+  assert ops - set(text_signature.TEXT_OPS) <= set(dir(tf.raw_ops))
   assert not [op for op in ops if "Apply" in op or ">" in op]  # no optimizer, no custom ops
 
   variables = dict(tf.train.list_variables(
@@ -213,7 +221,7 @@ def test_warmup_requests_parse_and_replay(exported):
   path = os.path.join(exported["version_dir"], "assets.extra", export.WARMUP_FILE)
   logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
           for r in tf.data.TFRecordDataset(path)]
-  assert len(logs) == len(exported["warmup"]) == 4
+  assert len(logs) == len(exported["warmup"]) + 4 == 8  # + the text signature's 4
   for log, inputs in zip(logs, exported["warmup"]):
     request = log.predict_log.request
     assert request.model_spec.signature_name == "serving_default"
@@ -223,8 +231,9 @@ def test_warmup_requests_parse_and_replay(exported):
       assert decoded.dtype == np.int32
       np.testing.assert_array_equal(decoded, value)
   replayed = exported["result"][exported["version_dir"]]["warmup"]
-  assert [r["input_shape"] for r in replayed] == [[1, 16], [1, 24], [8, 16], [8, 24]]
+  assert [r["input_shape"] for r in replayed] == [[1, 16], [1, 24], [8, 16], [8, 24], [1], [1],
+                                                  [8], [8]]
   for r in replayed:
-    assert r["signature"] == "serving_default"
+    assert r["signature"] == ("text" if len(r["input_shape"]) == 1 else "serving_default")
     assert r["probabilities_shape"] == [r["input_shape"][0], 2]
     assert r["sums_to_one"]

@@ -162,8 +162,9 @@ class FakeRestServer(object):
   def _serve(self):
     try:
       import tensorflow as tf
-      self.signature = tf.saved_model.load(self.version_dir, tags=["serve"]).signatures[
-          "serving_default"]
+      from bert import text_signature  # noqa: F401  (registers TensorFlow Text's ops)
+      self.signatures = tf.saved_model.load(self.version_dir, tags=["serve"]).signatures
+      self.signature = self.signatures["serving_default"]
     except Exception as e:  # reported by the constructor
       self.error = e
       self.ready.set()
@@ -181,13 +182,19 @@ class FakeRestServer(object):
     try:
       request = json.loads(body)
       self.requests.append(request)
-      if request.get("signature_name", "serving_default") != "serving_default":
+      name = request.get("signature_name", "serving_default")
+      if name not in ("serving_default", "text"):
         return 400, {"error": "Serving signature name: \"%s\" not found in signature def" %
                               request["signature_name"]}
       instances = request["instances"]
-      inputs = {name: tf.constant([row[name] for row in instances], dtype=tf.int32)
-                for name in ("input_ids", "input_mask", "segment_ids")}
-      outputs = {k: v.numpy().tolist() for k, v in self.signature(**inputs).items()}
+      if name == "text":  # an omitted text_b is "" (the graph's default; a loaded signature
+        inputs = {key: tf.constant([row.get(key, "") for row in instances], dtype=tf.string)
+                  for key in ("text_a", "text_b")}  # takes every input)
+      else:
+        inputs = {key: tf.constant([row[key] for row in instances], dtype=tf.int32)
+                  for key in ("input_ids", "input_mask", "segment_ids")}
+      outputs = {k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().tolist()]
+                 for k, v in self.signatures[name](**inputs).items()}
     except Exception as e:
       return 400, {"error": "%s: %s" % (type(e).__name__, e)}
     rows = [{name: outputs[name][i] for name in outputs} for i in range(len(instances))]
@@ -331,7 +338,7 @@ def test_parse_rest_response():
 
 def test_rest_end_to_end_matches_local(tiny_export, rest_server):
   code, out, err = _run_client(["--server", rest_server.url, "--export_dir", tiny_export.base_dir,
-                                "--json", "--batch_size", "4"] + TEXTS)
+                                "--json", "--batch_size", "4", "--ids"] + TEXTS)
   assert code == 0, err
   assert "1 of 7 texts were longer than max_seq_length 20" in err
   records = [json.loads(line) for line in out.splitlines()]
@@ -453,8 +460,8 @@ def test_grpc_end_to_end(tiny_export):
   server.start()
   try:
     target = "127.0.0.1:%d" % port
-    code, out, err = _run_client(["--grpc", target, "--export_dir", tiny_export.base_dir, "--json"]
-                                 + TEXTS[:4])
+    code, out, err = _run_client(["--grpc", target, "--export_dir", tiny_export.base_dir, "--json",
+                                  "--ids"] + TEXTS[:4])
     assert code == 0, err
     tokenizer = client.make_tokenizer(client.load_export_settings(tiny_export.version_dir))
     batch = client.encode_texts(TEXTS[:4], tokenizer, MAX_SEQ_LENGTH)
@@ -462,7 +469,7 @@ def test_grpc_end_to_end(tiny_export):
     np.testing.assert_allclose(_json_probabilities(out),
                                client.predict_local(tiny_export.version_dir, batch), atol=1e-6)
     code, _, err = _run_client(["--grpc", target, "--model_name", "x", "--export_dir",
-                                tiny_export.base_dir, "好"])
+                                tiny_export.base_dir, "--ids", "好"])
     assert code == 1 and "gRPC NOT_FOUND" in err and "Latest(x)" in err
   finally:
     server.stop(0)
@@ -649,3 +656,50 @@ def test_serve_errors(tmp_path):
 
   result = _serve(["--dry-run", str(base)], env={"REST_PORT": "http"})
   assert result.returncode == 1 and "REST_PORT=http" in result.stderr
+
+
+# -- the text signature (raw strings; bert/text_signature.py) -----------------------------------
+
+def test_client_sends_raw_text_by_default(tiny_export, rest_server):
+  """REST: the raw texts go to the `text` signature; same numbers as the id path."""
+  texts = TEXTS + ["", "\u200b\u3000"]
+  code, out, err = _run_client(["--server", rest_server.url, "--export_dir", tiny_export.base_dir,
+                                "--json", "--batch_size", "4"] + texts)
+  assert code == 0, err
+  sent = rest_server.requests[-3:]
+  assert [r["signature_name"] for r in sent] == ["text"] * 3
+  assert sent[0]["instances"] == [{"text_a": text} for text in texts[:4]]
+  assert "1 of 9 texts were longer than max_seq_length 20" in err
+  assert "2 of 9 texts are blank" in err
+  records = [json.loads(line) for line in out.splitlines()]
+  assert [r.get("blank", False) for r in records] == [False] * 7 + [True, True]
+  tokenizer = client.make_tokenizer(client.load_export_settings(tiny_export.version_dir))
+  ids = np.concatenate([client.predict_local(tiny_export.version_dir,
+                                             client.encode_texts(chunk, tokenizer, MAX_SEQ_LENGTH))
+                        for chunk in (TEXTS[:4], TEXTS[4:])])
+  np.testing.assert_allclose(_json_probabilities("\n".join(out.splitlines()[:7])), ids, atol=1e-5)
+
+  pairs = ["味道很好\t送餐太慢", "Good"]
+  code, out, err = _run_client(["--server", rest_server.url, "--export_dir", tiny_export.base_dir,
+                                "--json", "--pairs"] + pairs)
+  assert code == 0, err
+  assert rest_server.requests[-1]["instances"] == [{"text_a": "味道很好", "text_b": "送餐太慢"},
+                                                   {"text_a": "Good", "text_b": ""}]
+  batch = client.encode_texts([("味道很好", "送餐太慢"), "Good"], tokenizer, MAX_SEQ_LENGTH)
+  np.testing.assert_allclose(_json_probabilities(out),
+                             client.predict_local(tiny_export.version_dir, batch), atol=1e-5)
+
+
+def test_text_grpc_request(tiny_export):
+  pytest.importorskip("tensorflow_serving.apis.predict_pb2", reason=SERVING_API_MISSING)
+  import tensorflow as tf
+  request = client.build_grpc_request(client.text_batch(["味道很好", ("a", "b")]), "student",
+                                      "text")
+  assert request.model_spec.signature_name == "text"
+  assert set(request.inputs) == {"text_a", "text_b"}
+  assert request.inputs["text_a"].dtype == tf.string.as_datatype_enum
+  assert tf.make_ndarray(request.inputs["text_b"]).tolist() == [b"", b"b"]
+  outputs = client.local_outputs(tiny_export.version_dir, client.text_batch(["味道很好", ""]),
+                                 "text")
+  assert outputs["num_tokens"].tolist() == [4, 0]
+  assert outputs["probabilities"].shape == (2, 2)
