@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from bert import bert_config
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "bert_model.ckpt"
@@ -43,10 +45,7 @@ _NON_SAFETENSORS_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json",
                             "flax_model.msgpack")
 
 # Google's bert_config.json keys, in Google's order.
-GOOGLE_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                      "intermediate_size", "hidden_act", "hidden_dropout_prob",
-                      "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-                      "initializer_range")
+GOOGLE_CONFIG_KEYS = bert_config.CONFIG_KEYS
 
 # transformers.BertConfig defaults: what transformers itself assumes for a key config.json omits.
 HF_BERT_DEFAULTS = {
@@ -78,9 +77,6 @@ _ACTIVATIONS = {
 # compute something else than the network was trained with.
 _APPROXIMATE_GELUS = ("gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_accurate", "quick_gelu",
                       "gelu_10")
-
-# modeling.LAYER_NORM_EPSILON (not imported: it would import TensorFlow).
-_GOOGLE_LAYER_NORM_EPS = 1e-12
 
 _PREFIX = "bert."
 # Persistent buffers some transformers versions saved; they are not weights.
@@ -188,46 +184,13 @@ def is_encoder_name(hf_name):
   return hf_name.split(".", 1)[0] in ("embeddings", "encoder", "pooler")
 
 
-def expected_variables(bert_config, include_pooler=True):
+def expected_variables(config, include_pooler=True):
   """OrderedDict Google variable name -> shape, in BertModel's creation order.
 
   Args:
-    bert_config: dict (or object with attributes) with Google's config keys.
+    config: dict (or object with attributes) with Google's config keys.
   """
-
-  def get(key):
-    return bert_config[key] if isinstance(bert_config, dict) else getattr(bert_config, key)
-
-  h, inner = get("hidden_size"), get("intermediate_size")
-  shapes = collections.OrderedDict()
-  shapes["bert/embeddings/word_embeddings"] = (get("vocab_size"), h)
-  shapes["bert/embeddings/token_type_embeddings"] = (get("type_vocab_size"), h)
-  shapes["bert/embeddings/position_embeddings"] = (get("max_position_embeddings"), h)
-  shapes["bert/embeddings/LayerNorm/gamma"] = (h,)
-  shapes["bert/embeddings/LayerNorm/beta"] = (h,)
-  widths = {
-      "attention/self/query": (h, h),
-      "attention/self/key": (h, h),
-      "attention/self/value": (h, h),
-      "attention/output/dense": (h, h),
-      "intermediate/dense": (h, inner),
-      "output/dense": (inner, h)
-  }
-  for index in range(get("num_hidden_layers")):
-    layer = "bert/encoder/layer_%d/" % index
-    for scope in ("attention/self/query", "attention/self/key", "attention/self/value",
-                  "attention/output/dense", "attention/output/LayerNorm", "intermediate/dense",
-                  "output/dense", "output/LayerNorm"):
-      if scope.endswith("LayerNorm"):
-        shapes[layer + scope + "/gamma"] = (h,)
-        shapes[layer + scope + "/beta"] = (h,)
-      else:
-        shapes[layer + scope + "/kernel"] = widths[scope]
-        shapes[layer + scope + "/bias"] = (widths[scope][1],)
-  if include_pooler:
-    shapes["bert/pooler/dense/kernel"] = (h, h)
-    shapes["bert/pooler/dense/bias"] = (h,)
-  return shapes
+  return bert_config.variable_layout(config, include_pooler)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,14 +224,7 @@ def hf_config_to_google(hf_config, source=HF_CONFIG_NAME):
   config = collections.OrderedDict(
       (key, hf_config.get(key, HF_BERT_DEFAULTS[key])) for key in GOOGLE_CONFIG_KEYS)
 
-  for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-              "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-    value = config[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-      raise ValueError("%s: '%s' must be a positive integer, got %r" % (source, key, value))
-  if config["hidden_size"] % config["num_attention_heads"]:
-    raise ValueError("%s: hidden_size %d is not divisible by num_attention_heads %d" %
-                     (source, config["hidden_size"], config["num_attention_heads"]))
+  bert_config.check_sizes(config, source)
   for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range"):
     if not isinstance(config[key], (int, float)) or isinstance(config[key], bool):
       raise ValueError("%s: '%s' must be a number, got %r" % (source, key, config[key]))
@@ -286,11 +242,11 @@ def hf_config_to_google(hf_config, source=HF_CONFIG_NAME):
                      (source, act, ", ".join(sorted(_ACTIVATIONS))))
   config["hidden_act"] = _ACTIVATIONS[act.lower()]
 
-  eps = hf_config.get("layer_norm_eps", _GOOGLE_LAYER_NORM_EPS)
-  if isinstance(eps,
-                (int, float)) and not np.isclose(eps, _GOOGLE_LAYER_NORM_EPS, rtol=1e-3, atol=0.0):
+  google_eps = bert_config.LAYER_NORM_EPSILON
+  eps = hf_config.get("layer_norm_eps", google_eps)
+  if isinstance(eps, (int, float)) and not np.isclose(eps, google_eps, rtol=1e-3, atol=0.0):
     notes.append("%s: layer_norm_eps is %g but modeling.py uses %g; outputs will differ "
-                 "slightly" % (source, eps, _GOOGLE_LAYER_NORM_EPS))
+                 "slightly" % (source, eps, google_eps))
   return config, notes
 
 

@@ -7,106 +7,23 @@ No Keras: dense and layer-norm are written here.
 """
 
 import copy
-import json
 import math
 import weakref
 
 import tensorflow as tf
 
+# BertConfig, the variable layout and the epsilon live in a TensorFlow-free module; re-exported.
+from bert.bert_config import BertConfig  # pylint: disable=unused-import
+from bert.bert_config import LAYER_NORM_EPSILON
+from bert.bert_config import count_parameters  # pylint: disable=unused-import
+
 tf1 = tf.compat.v1
 
-# Google's layer norm (tf.contrib.layers.layer_norm) used this epsilon; Hugging Face BERT too.
-LAYER_NORM_EPSILON = 1e-12
 # Added to attention scores of padding positions; representable in fp16 and bf16.
 MASK_ADDER = -10000.0
 
 # {graph: [BertModel, ...]}, see BertModel.built_in; weak keys, so a dropped graph is forgotten.
 _MODELS = weakref.WeakKeyDictionary()
-
-_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                "intermediate_size", "hidden_act", "hidden_dropout_prob",
-                "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
-                "initializer_range")
-
-
-class BertConfig(object):
-  """Hyper-parameters of a BERT encoder, as in Google's `bert_config.json`.
-
-  Extra keys found in released configs (`directionality`, `pooler_*`, `model_type`, ...) are kept
-  as attributes and written back by `to_dict`, so a config round-trips.
-  """
-
-  def __init__(self, vocab_size, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-               intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
-               attention_probs_dropout_prob=0.1, max_position_embeddings=512, type_vocab_size=16,
-               initializer_range=0.02):
-    self.vocab_size = vocab_size
-    self.hidden_size = hidden_size
-    self.num_hidden_layers = num_hidden_layers
-    self.num_attention_heads = num_attention_heads
-    self.intermediate_size = intermediate_size
-    self.hidden_act = hidden_act
-    self.hidden_dropout_prob = hidden_dropout_prob
-    self.attention_probs_dropout_prob = attention_probs_dropout_prob
-    self.max_position_embeddings = max_position_embeddings
-    self.type_vocab_size = type_vocab_size
-    self.initializer_range = initializer_range
-
-  @classmethod
-  def from_dict(cls, json_object, source="bert_config"):
-    """Builds a config from a dict; `source` names the file in error messages."""
-    if "vocab_size" not in json_object:
-      raise ValueError("%s: missing required key 'vocab_size'" % source)
-    config = cls(vocab_size=None)
-    for key, value in json_object.items():
-      setattr(config, key, value)
-    config.validate(source)
-    return config
-
-  @classmethod
-  def from_json_file(cls, json_file):
-    try:
-      with open(json_file, "r", encoding="utf-8") as reader:
-        text = reader.read()
-    except OSError as e:
-      raise ValueError("--bert_config_file %s: cannot read (%s)" % (json_file, e.strerror))
-    try:
-      data = json.loads(text)
-    except ValueError as e:
-      raise ValueError("--bert_config_file %s: not valid JSON (%s)" % (json_file, e))
-    if not isinstance(data, dict):
-      raise ValueError("--bert_config_file %s: expected a JSON object" % json_file)
-    return cls.from_dict(data, source="--bert_config_file %s" % json_file)
-
-  def validate(self, source="bert_config"):
-    """Raises ValueError naming the key when the config cannot build a model."""
-    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-      value = getattr(self, key)
-      if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError("%s: '%s' must be a positive integer, got %r" % (source, key, value))
-    if self.hidden_size % self.num_attention_heads:
-      raise ValueError(
-          "%s: hidden_size %d is not divisible by num_attention_heads %d" %
-          (source, self.hidden_size, self.num_attention_heads))
-    if not isinstance(self.hidden_act, str) or self.hidden_act.lower() not in ACTIVATIONS:
-      raise ValueError("%s: unknown hidden_act %r (expected one of %s)" %
-                       (source, self.hidden_act, ", ".join(sorted(ACTIVATIONS))))
-    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-      value = getattr(self, key)
-      if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError("%s: '%s' must be in [0, 1), got %r" % (source, key, value))
-
-  def to_dict(self):
-    return copy.deepcopy(self.__dict__)
-
-  def to_json_string(self):
-    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-  def architecture(self):
-    """The keys that decide variable shapes: two configs with equal architecture share checkpoints."""
-    return {key: getattr(self, key) for key in _CONFIG_KEYS if "dropout" not in key
-            and key != "initializer_range"}
 
 
 def gelu(x):
@@ -375,16 +292,6 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length):
     probs.append(layer_probs)
     scores.append(layer_scores)
   return layers, probs, scores
-
-
-def count_parameters(config, num_labels=0):
-  """Number of weights of BertModel (+ a classifier head of num_labels)."""
-  h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-  embedding = (config.vocab_size + config.type_vocab_size + config.max_position_embeddings) * h + 2 * h
-  per_layer = 4 * (h * h + h) + 2 * h + (h * i + i) + (i * h + h) + 2 * h
-  pooler = h * h + h
-  head = num_labels * h + num_labels if num_labels else 0
-  return embedding + layers * per_layer + pooler + head
 
 
 def forward_flops_per_token(config, seq_length):
