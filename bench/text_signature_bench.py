@@ -191,8 +191,8 @@ def parity(root, quick):
       diff += 1
       listed.append({"case": "invalid UTF-8", "text": repr(raw), "python": feature.input_ids,
                      "graph": graph["input_ids"][row, :n].tolist()})
-  results.append({"case": "invalid UTF-8 bytes; vocab sst2, lower True, max_seq 128", "rows": len(invalid),
-                  "identical": len(invalid) - diff, "seconds": 0})
+  results.append({"case": "invalid UTF-8 bytes; vocab sst2, lower True, max_seq 128",
+                  "rows": len(invalid), "identical": len(invalid) - diff, "seconds": 0})
   return results, listed
 
 

@@ -502,6 +502,8 @@ def test_warmup_requests_replay(tiny_export):
     log = prediction_log_pb2.PredictionLog.FromString(record)
     assert log.WhichOneof("log_type") == "predict_log"
     request = log.predict_log.request
+    if request.model_spec.signature_name == "text":  # tests/test_text_signature.py replays these
+      continue
     assert request.model_spec.signature_name == "serving_default"
     assert set(request.inputs) == set(input_specs)
     for proto in request.inputs.values():
