@@ -181,7 +181,7 @@ def test_rest_body_with_raw_strings_in_a_fresh_process(text_export, tmp_path):
     assert [p["labels"] for p in predictions] == [["neg", "pos"][p["label_ids"]]
                                                   for p in predictions]
     assert [p["label_ids"] for p in predictions] == want.argmax(-1).tolist()
-  # ("good", ""): text_b with no tokens is a single text; empty strings: test_empty_strings_are_cls_sep.
+  # ("good", ""): a text_b with no tokens is a single text (empty strings: the next test).
   assert predictions[-1]["num_tokens"] == 1 and not predictions[-1]["truncated"]
 
 
