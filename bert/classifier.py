@@ -46,21 +46,6 @@ def tempered_cross_entropy(label_ids, logits, num_labels, temperature=1.0):
   return -tf.reduce_sum(one_hot * log_probs, axis=-1) * (temperature ** 2)
 
 
-def create_model(bert_config, is_training, input_ids, input_mask, segment_ids, labels, num_labels,
-                 use_one_hot_embeddings=False, temperature=1.0, compute_dtype=tf.float32):
-  """Google's create_model plus a temperature.
-
-  Returns:
-    (loss scalar, per_example_loss [batch_size], logits [batch_size, num_labels],
-     probabilities [batch_size, num_labels] = softmax(logits / T)).
-  """
-  logits, _ = classifier_logits(bert_config, is_training, input_ids, input_mask, segment_ids,
-                                num_labels, use_one_hot_embeddings, compute_dtype)
-  per_example_loss = tempered_cross_entropy(labels, logits, num_labels, temperature)
-  probabilities = tf.nn.softmax(logits / temperature, axis=-1)
-  return tf.reduce_mean(per_example_loss), per_example_loss, logits, probabilities
-
-
 # What a loss builder returns: per-example loss [batch_size], scalar summaries for training,
 # extra per-example tensors for eval, and a function adding metrics computed from them.
 LossParts = collections.namedtuple("LossParts",
