@@ -188,7 +188,8 @@ def measure(quick=False, all_combos=False, workdir=None, data_file=None):
       shutil.rmtree(workdir, ignore_errors=True)
 
   notes.append("Phases: %s." % ", ".join("%s %.0f s" % kv for kv in phases.items()))
-  return {"quick": quick, "machine": cpu_description(), "prepared": prepared,
+  return {"quick": quick, "machine": cpu_description(), "cpus": os.cpu_count(),
+          "prepared": prepared,
           "gemm_runs": gemm_runs, "combos": [list(c) for c in combos],
           "runs": [[list(c), results] for c, results in runs.items()], "serving": serving,
           "serving_extra": serving_extra, "serve_memory": serve_memory, "notes": notes,

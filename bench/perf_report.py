@@ -54,14 +54,15 @@ def format_report(data):
 def header_section(data):
   prepared = data["prepared"]
   machine = data.get("machine")
-  if not machine:  # a run from before the machine was recorded
+  if not machine:  # a run from before the machine was recorded: this one
     from bench import perf_measure  # pylint: disable=g-import-not-at-top
     machine = perf_measure.cpu_description()
   lines = [
       "# Performance benchmark%s" % (" (--quick)" if data["quick"] else ""), "",
       "Machine: %s, %d CPUs; load average %.1f before, %.1f after (other jobs share this "
-      "machine); the run took %.0f s." % (machine, os.cpu_count(), data["load_before"][0],
-                                          data["load_after"][0], data["elapsed"]),
+      "machine); the run took %.0f s." % (machine, data.get("cpus") or os.cpu_count(),
+                                          data["load_before"][0], data["load_after"][0],
+                                          data["elapsed"]),
       "Data: %s; median %.0f characters, %.0f tokens with [CLS]/[SEP] (mean %.1f); %d examples "
       "reach %d tokens." % (prepared["source"], prepared["median_chars"],
                             prepared["median_tokens"], prepared["mean_tokens"],
