@@ -121,7 +121,7 @@ class BertConfig(object):
     return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
   def architecture(self):
-    """The keys that decide variable shapes: two configs with equal architecture share checkpoints."""
+    """The keys that decide variable shapes: configs of equal architecture share checkpoints."""
     return {key: getattr(self, key) for key in CONFIG_KEYS if "dropout" not in key
             and key != "initializer_range"}
 
