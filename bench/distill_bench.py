@@ -46,6 +46,7 @@ import tensorflow as tf  # noqa: E402
 from bert import classifier, classifier_data, distillation, export, modeling  # noqa: E402
 from bert import classifier_flags  # noqa: E402
 from bert.distill_run import DistillRun  # noqa: E402
+from bert.loaded_export import LoadedExport  # noqa: E402
 from bert.training import ModeKeys, session_config  # noqa: E402
 
 classifier_flags.define_distill_flags()
@@ -250,13 +251,9 @@ def time_steps(variants, batches, rounds):
 
 def reference_soft_labels(teacher_dir, features, count):
   """Examples per second of one predictor call per example, padded to max_seq_length, batch 1."""
-  graph = tf.Graph()
-  with graph.as_default():
-    session = tf1.Session(graph=graph, config=session_config())
-    meta_graph = tf1.saved_model.loader.load(session, [export.SERVE_TAG], teacher_dir)
-    signature = meta_graph.signature_def[export.SIGNATURE_KEY]
-    inputs = {name: graph.get_tensor_by_name(info.name) for name, info in signature.inputs.items()}
-    output = graph.get_tensor_by_name(signature.outputs["probabilities"].name)
+  loaded = LoadedExport(teacher_dir, session_config=session_config())
+  session, inputs = loaded.session, loaded.inputs()
+  output = loaded.outputs()["probabilities"]
 
   def predict(feature):
     ids = np.zeros([1, MAX_SEQ_LENGTH], np.int32)

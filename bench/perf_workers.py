@@ -239,21 +239,15 @@ def worker_serve(spec):
   tf = _tf()
   tf1 = tf.compat.v1
   import numpy as np
-  from bert import export
+  from bert.loaded_export import LoadedExport
 
   models = []
   threads = spec.get("threads")  # None: TF's default pools (all cores for each request)
   session_config = tf1.ConfigProto(intra_op_parallelism_threads=threads or 0,
                                    inter_op_parallelism_threads=threads or 0)
   for name, version_dir in spec["models"]:
-    graph = tf.Graph()
-    session = tf1.Session(graph=graph, config=session_config)
-    with graph.as_default():
-      meta_graph = tf1.saved_model.loader.load(session, [export.SERVE_TAG], version_dir)
-    signature = meta_graph.signature_def[export.SIGNATURE_KEY]
-    inputs = {k: graph.get_tensor_by_name(v.name) for k, v in signature.inputs.items()}
-    output = graph.get_tensor_by_name(signature.outputs["probabilities"].name)
-    models.append((name, session, inputs, output))
+    loaded = LoadedExport(version_dir, session_config=session_config)
+    models.append((name, loaded.session, loaded.inputs(), loaded.outputs()["probabilities"]))
 
   rng = np.random.RandomState(1)
   results = []

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bert import classifier, export, features, modeling, text_signature, tokenization  # noqa
+from bert.loaded_export import LoadedExport  # noqa: E402
 from bert.training import log  # noqa: E402
 
 tf1 = tf.compat.v1
@@ -86,17 +87,9 @@ def random_export(root, config, vocab_file, do_lower_case, max_seq_length, label
                                    list(labels), vocab_file, do_lower_case, max_seq_length)
 
 
-class Loaded(object):
-  """An export in a TF1 session, as tensorflow_model_server holds it."""
-
-  def __init__(self, version_dir):
-    self.graph = tf.Graph()
-    self.session = tf1.Session(graph=self.graph)
-    with self.graph.as_default():
-      meta = tf1.saved_model.loader.load(self.session, ["serve"], version_dir)
-    self.signatures = {key: ({k: v.name for k, v in sig.inputs.items()},
-                             {k: v.name for k, v in sig.outputs.items()})
-                       for key, sig in meta.signature_def.items()}
+class Loaded(LoadedExport):
+  """An export loaded as everywhere else (bert.loaded_export), plus the text signature's inner
+  token ids, which parity compares."""
 
   def text_ids(self, texts_a, texts_b=None):
     feed = {"text/text_a:0": [t.encode("utf-8", "surrogatepass") if isinstance(t, str) else t
@@ -106,9 +99,8 @@ class Loaded(object):
     names = ["input_ids", "segment_ids", "input_mask", "num_tokens", "truncated"]
     return dict(zip(names, self.session.run(["text/%s:0" % n for n in names], feed)))
 
-  def run(self, key, feed, output="probabilities"):
-    inputs, outputs = self.signatures[key]
-    return self.session.run(outputs[output], {inputs[k]: v for k, v in feed.items()})
+  def run_output(self, key, feed, output="probabilities"):
+    return self.run(feed, signature=key, outputs=[output])[output]
 
 
 def python_rows(tokenizer, max_seq_length, texts_a, texts_b=None):
@@ -210,17 +202,17 @@ def latency(root, quick):
     times = {"text": [], "ids": [], "tokenize": []}
     for _ in range(3):  # warm up both paths
       chunk = [texts[i] for i in rng.choice(len(texts), batch)]
-      loaded.run("text", {"text_a": [t.encode() for t in chunk]})
-      loaded.run("serving_default", {k: v for k, v in features.pad_features(
+      loaded.run_output("text", {"text_a": [t.encode() for t in chunk]})
+      loaded.run_output("serving_default", {k: v for k, v in features.pad_features(
           python_rows(tokenizer, 128, chunk)).items()})
     for _ in range(count):  # interleaved, so a busy machine slows both alike
       chunk = [texts[i] for i in rng.choice(len(texts), batch)]
       t0 = time.perf_counter()
-      text_out = loaded.run("text", {"text_a": [t.encode() for t in chunk]})
+      text_out = loaded.run_output("text", {"text_a": [t.encode() for t in chunk]})
       t1 = time.perf_counter()
       ids = features.pad_features(python_rows(tokenizer, 128, chunk))
       t2 = time.perf_counter()
-      id_out = loaded.run("serving_default", ids)
+      id_out = loaded.run_output("serving_default", ids)
       t3 = time.perf_counter()
       np.testing.assert_allclose(text_out, id_out, atol=1e-5)
       times["text"].append(t1 - t0)

@@ -11,8 +11,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from bert import classifier_data, export, text_signature, tokenization
-from bert.errors import UsageError, one_line_message
+from bert import classifier_data, export, tokenization
+from bert.loaded_export import LoadedExport
+from bert.errors import UsageError
 from bert.training import log, session_config
 
 tf1 = tf.compat.v1
@@ -143,26 +144,21 @@ class Teacher(object):
       names = self.intermediate_names() or {}
       extra = [name for value in names.values()
                for name in (value if isinstance(value, list) else [value])]
-      # Loading needs the text signature's ops registered; freezing to the logits drops them.
-      text_signature.require_ops(self.info, "--teacher_model %s" % self.version_dir)
-      graph = tf.Graph()
-      with graph.as_default(), tf1.Session(graph=graph) as session:
-        try:
-          meta_graph = tf1.saved_model.loader.load(session, [export.SERVE_TAG], self.version_dir)
-        except (tf.errors.OpError, OSError, RuntimeError) as e:  # truncated variables, bad .pb
-          raise UsageError("--teacher_model %s: cannot be loaded (%s); its files are damaged: "
-                           "export the teacher again" %
-                           (self.version_dir, one_line_message(e)[:300]))
-        signature = meta_graph.signature_def[export.SIGNATURE_KEY]
-        inputs = {name: info.name for name, info in signature.inputs.items()}
-        logits = signature.outputs["logits"].name
+      # Freezing to serving_default's logits (and the inner tensors) drops the text signature.
+      loaded = LoadedExport(self.version_dir, flag="--teacher_model")
+      try:
+        inputs, outputs = loaded.signatures[export.SIGNATURE_KEY]
+        logits = outputs["logits"]
         nodes = [logits.split(":")[0]]
         for name in extra:
-          graph.get_tensor_by_name(name)  # a KeyError here: the export's record is wrong
+          loaded.graph.get_tensor_by_name(name)  # a KeyError here: the export's record is wrong
           if name.split(":")[0] not in nodes:
             nodes.append(name.split(":")[0])
-        graph_def = tf1.graph_util.convert_variables_to_constants(
-            session, graph.as_graph_def(), nodes)
+        with loaded.graph.as_default():
+          graph_def = tf1.graph_util.convert_variables_to_constants(
+              loaded.session, loaded.graph.as_graph_def(), nodes)
+      finally:
+        loaded.close()
       self._frozen = (graph_def, inputs, logits)
     return self._frozen
 

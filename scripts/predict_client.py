@@ -342,20 +342,13 @@ def grpc_outputs(target, model_name, batch, version=None, signature_name=SIGNATU
 _LOADED = {}
 
 
-def load_signature(version_dir, signature_name=SIGNATURE_NAME):
-  """The export's signature as a callable (loaded once per process)."""
-  key = (os.path.abspath(version_dir), signature_name)
+def load_export(version_dir):
+  """The export loaded in this process (once), through bert.loaded_export like every loader."""
+  key = os.path.abspath(version_dir)
   if key not in _LOADED:
-    import tensorflow as tf
-    from bert import text_signature  # registers TensorFlow Text's ops
-    text_signature.require_ops(export_layout.read_export_info(version_dir, flag="--export_dir"),
-                               "--export_dir %s" % version_dir)
-    loaded = tf.saved_model.load(version_dir, tags=["serve"])
-    if signature_name not in loaded.signatures:
-      raise UsageError("--export_dir %s: no signature %r (has %s)" %
-                       (version_dir, signature_name, ", ".join(loaded.signatures)))
-    _LOADED[key] = (loaded, loaded.signatures[signature_name])
-  return _LOADED[key][1]
+    from bert.loaded_export import LoadedExport  # imports TensorFlow: the local mode only
+    _LOADED[key] = LoadedExport(version_dir, flag="--export_dir")
+  return _LOADED[key]
 
 
 def predict_local(version_dir, batch, signature_name=SIGNATURE_NAME):
@@ -366,16 +359,15 @@ def predict_local(version_dir, batch, signature_name=SIGNATURE_NAME):
 def local_outputs(version_dir, batch, signature_name=SIGNATURE_NAME):
   """{"probabilities": [batch, num_labels]} (plus the text signature's "num_tokens" and
   "truncated" [batch]) from the SavedModel run in this process."""
-  import tensorflow as tf
-  signature = load_signature(version_dir, signature_name)
-  if is_text_batch(batch):  # a loaded signature takes every input: text_b "" is a single text
-    feeds = {"text_a": batch["text_a"], "text_b": batch.get("text_b", [""] * len(batch["text_a"]))}
-    outputs = signature(**{name: tf.constant(value, tf.string) for name, value in feeds.items()})
+  loaded = load_export(version_dir)
+  if is_text_batch(batch):  # text_b "" is a single text
+    feed = {"text_a": np.asarray(batch["text_a"], dtype=object),
+            "text_b": np.asarray(batch.get("text_b", [""] * len(batch["text_a"])), dtype=object)}
   else:
-    outputs = signature(**{name: tf.constant(value)
-                           for name, value in model_inputs(batch).items()})
-  result = {name: outputs[name].numpy() for name in ("num_tokens", "truncated") if name in outputs}
-  result["probabilities"] = np.asarray(outputs["probabilities"].numpy(), dtype=np.float64)
+    feed = model_inputs(batch)
+  outputs = loaded.run(feed, signature=signature_name)
+  result = {name: outputs[name] for name in ("num_tokens", "truncated") if name in outputs}
+  result["probabilities"] = np.asarray(outputs["probabilities"], dtype=np.float64)
   return result
 
 

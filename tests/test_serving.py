@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
+from bert.errors import UsageError
 from conftest import SERVING_API_MISSING, load_script
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +46,14 @@ TEXTS = ["味道很好", "送餐太慢了", "Very GOOD food!", "菜 bad,slow", "
 
 
 client = load_script("predict_client")
+
+
+def load_signature(version_dir, signature_name="serving_default"):
+  """The export's signature through TensorFlow 2's own loader: an oracle independent of
+  bert.loaded_export (the toolkit's loader), closer to how a server reads the SavedModel."""
+  import tensorflow as tf
+  from bert import text_signature  # noqa: F401  (registers TensorFlow Text's ops)
+  return tf.saved_model.load(version_dir, tags=["serve"]).signatures[signature_name]
 
 
 def _review_lines(count, seed):
@@ -436,7 +445,7 @@ def test_grpc_end_to_end(tiny_export):
                       reason=SERVING_API_MISSING)
   import tensorflow as tf
   from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-  signature = client.load_signature(tiny_export.version_dir)
+  signature = load_signature(tiny_export.version_dir)
   received = []
 
   class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -493,7 +502,7 @@ def test_warmup_requests_replay(tiny_export):
   from tensorflow_serving.apis import prediction_log_pb2
   path = os.path.join(tiny_export.version_dir, "assets.extra", "tf_serving_warmup_requests")
   assert os.path.isfile(path)
-  signature = client.load_signature(tiny_export.version_dir)
+  signature = load_signature(tiny_export.version_dir)
   _, input_specs = signature.structured_input_signature
   assert {k: v.dtype for k, v in input_specs.items()} == {
       "input_ids": tf.int32, "input_mask": tf.int32, "segment_ids": tf.int32}
@@ -705,3 +714,41 @@ def test_text_grpc_request(tiny_export):
                                  "text")
   assert outputs["num_tokens"].tolist() == [4, 0]
   assert outputs["probabilities"].shape == (2, 2)
+
+
+# -- bert.loaded_export: the toolkit's one SavedModel loader -----------------------------------
+
+def test_loaded_export_runs_both_signatures_like_tf2s_loader(tiny_export):
+  from bert.loaded_export import LoadedExport
+  loaded = LoadedExport(tiny_export.base_dir)  # a base dir: its newest version
+  try:
+    assert loaded.version_dir == tiny_export.version_dir and loaded.labels == LABELS
+    tokenizer = client.make_tokenizer(client.load_export_settings(tiny_export.version_dir))
+    batch = client.encode_texts(TEXTS[:3], tokenizer, MAX_SEQ_LENGTH)
+    feed = dict(client.model_inputs(batch), label_ids=[0, 1, 0])  # extra keys are left out
+    ours = loaded.run(feed)["probabilities"]
+    import tensorflow as tf
+    oracle = load_signature(tiny_export.version_dir)(
+        **{k: tf.constant(v) for k, v in client.model_inputs(batch).items()})
+    np.testing.assert_allclose(ours, oracle["probabilities"].numpy(), atol=1e-6)
+    if "text" in loaded.signatures:
+      text = loaded.run({"text_a": np.array(TEXTS[:3], dtype=object),
+                         "text_b": np.array([""] * 3, dtype=object)}, signature="text")
+      np.testing.assert_allclose(text["probabilities"], ours, atol=1e-6)
+    with pytest.raises(UsageError, match=r"^--export_dir .*: no signature 'nope' \(has "):
+      loaded.run(feed, signature="nope")
+  finally:
+    loaded.close()
+
+
+def test_loaded_export_names_a_damaged_export(tiny_export, tmp_path):
+  from bert.loaded_export import LoadedExport
+  broken = tmp_path / "student" / "1"
+  shutil.copytree(tiny_export.version_dir, str(broken))
+  data = next((broken / "variables").glob("variables.data-*"))
+  data.write_bytes(data.read_bytes()[:100])
+  with pytest.raises(UsageError) as raised:
+    LoadedExport(str(broken), flag="--teacher_model")
+  message = str(raised.value)
+  assert message.startswith("--teacher_model %s: cannot be loaded (" % broken)
+  assert "export the teacher again" in message and "\n" not in message
