@@ -35,6 +35,11 @@ class DistillRun(classifier_run.ClassifierRun):
     for teacher in self.teachers:
       teacher.check_compatible(self.label_list, fv.vocab_file, fv.do_lower_case,
                                fv.max_seq_length)
+    for teacher in self.teachers:
+      if teacher.training_temperature != 1.0:
+        log("Teacher %s was trained at temperature %g (--do_distill): its export serves logits "
+            "/ %g; distillation takes its raw logits and applies --temperature only" %
+            (teacher.version_dir, teacher.training_temperature, teacher.training_temperature))
     self.teacher = self.teachers[0]
     self.distill_config = distill_config.DistillConfig(
         fv, [t.info["bert_config"] for t in self.teachers], self.bert_config.to_dict())

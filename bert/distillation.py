@@ -72,6 +72,8 @@ class Teacher(object):
   def __init__(self, path, weight=1.0):
     self.version_dir = export.resolve_version_dir(path)
     self.info = export.read_export_info(self.version_dir)
+    # The temperature the teacher was trained at (--do_distill): its export serves logits / T.
+    self.training_temperature = float(self.info.get("temperature", 1.0))
     self.labels = list(self.info["labels"])
     self.weight = float(weight)  # in an ensemble (several --teacher_model)
     self._frozen = None
@@ -128,7 +130,7 @@ class Teacher(object):
 
   def fingerprint(self):
     """Identifies the teacher's weights, for the cached-logit features."""
-    return {"teacher": os.path.abspath(self.version_dir),
+    return {"teacher": os.path.abspath(self.version_dir), "logits": "raw (times the export's T)",
             "graph_sha256": classifier_data.file_fingerprint(
                 os.path.join(self.version_dir, "saved_model.pb")),
             "variables_sha256": classifier_data.file_fingerprint(
@@ -170,8 +172,9 @@ class Teacher(object):
       keys: intermediate tensors wanted ("hidden/<i>", "attention_scores/<i>", "embedding"...).
       name: the import's name scope (uniquified by TensorFlow when taken).
     Returns:
-      (logits float32 [batch_size, num_labels]: the teacher's exported logits, already divided
-      by the temperature it was trained with; {key: tensor}: hidden and embedding
+      (logits float32 [batch_size, num_labels]: the teacher's raw logits z (an export of a teacher
+      trained at temperature T serves z/T; multiplied back by T here); {key: tensor}: hidden and
+      embedding
       [batch_size, seq_length, hidden], attention [batch_size, heads, seq_length, seq_length],
       pooled [batch_size, hidden]), all under stop_gradient.
     """
@@ -183,14 +186,17 @@ class Teacher(object):
     found = tf1.import_graph_def(graph_def, input_map=input_map,
                                  return_elements=[logits] + wanted, name=name)
     found = [tf.stop_gradient(tensor) for tensor in found]
-    return found[0], dict(zip(keys, found[1:]))
+    # An export of a teacher trained with --do_distill --temperature=T serves logits z/T; scaled
+    # back here, so distillation applies exactly one temperature: its own --temperature.
+    logits = found[0] * self.training_temperature if self.training_temperature != 1.0 else found[0]
+    return logits, dict(zip(keys, found[1:]))
 
   def logits(self, input_ids, input_mask, segment_ids):
     """Imports the frozen teacher into the current graph on these inputs.
 
     Returns:
-      float32 [batch_size, num_labels]: the teacher's exported logits (already divided by the
-      temperature it was trained with), under stop_gradient.
+      float32 [batch_size, num_labels]: the teacher's raw logits (see outputs), under
+      stop_gradient.
     """
     return self.outputs(input_ids, input_mask, segment_ids)[0]
 

@@ -566,3 +566,32 @@ def test_teacher_checked_on_train_split_without_dev_file(kit, tmp_path):
     record_file, info = run.train_features()
   assert "1.0000 accuracy on the train split" in out.getvalue(), out.getvalue()
   assert record_file.endswith("/train.tf_record") and info["num_examples"] == 256
+
+
+def test_a_tempered_teacher_is_distilled_at_one_temperature(kit, tmp_path):
+  """A teacher trained at T=4 serves logits z/4; the distiller scales them back to z, so its
+  soft targets are softmax(z / --temperature), not softmax(z / 4 / --temperature)."""
+  from bert.loaded_export import LoadedExport
+  tempered_export = str(tmp_path / "tempered")
+  checkpoint = tf.train.latest_checkpoint(os.path.join(kit.root, "teacher"))
+  config = modeling.BertConfig.from_json_file(kit.teacher_config)
+  version_dir = export.export_saved_model(tempered_export, checkpoint, config, LABELS,
+                                          kit.vocab_file, True, MAX_SEQ_LENGTH, temperature=4.0)
+  ids = np.array([[2, 7, 9, 11, 3], [2, 8, 3, 0, 0]], np.int32)
+  feed = {"input_ids": ids, "input_mask": (ids > 0).astype(np.int32),
+          "segment_ids": np.zeros_like(ids)}
+  loaded = LoadedExport(version_dir)
+  served = loaded.run(feed)["logits"]
+  loaded.close()
+  plain = distillation.Teacher(kit.teacher_dir)
+  tempered = distillation.Teacher(version_dir)
+  assert tempered.training_temperature == 4.0 and plain.training_temperature == 1.0
+  with tf.Graph().as_default():
+    inputs = {k: tf1.placeholder(tf.int32, [None, None]) for k in feed}
+    teacher_logits = [t.logits(inputs["input_ids"], inputs["input_mask"], inputs["segment_ids"])
+                      for t in (tempered, plain)]
+    with tf1.Session() as session:
+      raw, reference = session.run(teacher_logits, {inputs[k]: v for k, v in feed.items()})
+  np.testing.assert_allclose(raw, served * 4.0, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(raw, reference, rtol=1e-5, atol=1e-5)  # the same weights, z itself
+  assert tempered.fingerprint() != plain.fingerprint()
