@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import tensorflow as tf
 
-from bert import checkpoint_init, collapse, modeling, optimization
+from bert import checkpoint_init, collapse, distribute, modeling, optimization
 from bert.training import ModeKeys, ModelSpec, log
 
 tf1 = tf.compat.v1
@@ -110,7 +110,8 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
 
     label_ids = features["label_ids"]
     parts = loss_builder(features, logits, label_ids, num_labels, mode)
-    loss = tf.reduce_mean(parts.per_example_loss)
+    # Under a tf.distribute strategy: this replica's share of the global batch's mean loss.
+    loss = distribute.global_mean(parts.per_example_loss)
     if mode == ModeKeys.EVAL:
       eval_tensors = dict(parts.eval_tensors, label_ids=label_ids, probabilities=probabilities,
                           per_example_loss=parts.per_example_loss)
@@ -129,7 +130,8 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
       return ModelSpec(mode, loss=loss, eval_tensors=eval_tensors, metrics_fn=metrics_fn)
 
     if init_checkpoint:
-      checkpoint_init.init_from_checkpoint(init_checkpoint, init_layer_map)
+      distribute.once(lambda: checkpoint_init.init_from_checkpoint(init_checkpoint,
+                                                                   init_layer_map))
     loss_scale = optimization.DynamicLossScale() if precision == "fp16" else None
     train_op, lr, _ = optimization.create_optimizer(loss, learning_rate, num_train_steps,
                                                     num_warmup_steps, loss_scale=loss_scale,
@@ -139,8 +141,8 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
     if "has_label" in features:  # transfer-set examples have no label: not in the accuracy
       labelled = tf.cast(features["has_label"], tf.float32)
       accuracy = tf.reduce_sum(correct * labelled) / tf.maximum(tf.reduce_sum(labelled), 1.0)
-    else:
-      accuracy = tf.reduce_mean(correct)
+    else:  # a replica's slice of the last batch of an epoch may be empty
+      accuracy = tf.reduce_sum(correct) / tf.maximum(tf.cast(tf.size(correct), tf.float32), 1.0)
     summaries = dict(parts.summaries, loss=loss, learning_rate=lr, accuracy=accuracy,
                      batch_size=tf.shape(label_ids)[0])
     if loss_scale is not None:

@@ -72,6 +72,12 @@ def define_flags(flag_values=None):
                 "weights, checkpoints and exports stay fp32. auto: bf16 where the hardware has "
                 "native bf16 (CPU avx512_bf16/amx_bf16, GPU compute capability >= 8.0), else fp32.")
   f.DEFINE_bool("use_xla", False, "Compile the graph with XLA JIT.")
+  f.DEFINE_enum("distribution", "none", ["none", "mirrored", "multi_worker"], "Training on "
+                "several devices (tf.distribute): mirrored: the devices of this machine "
+                "(--num_devices); multi_worker: the machines in TF_CONFIG. --train_batch_size is "
+                "the global batch, split over the replicas.")
+  f.DEFINE_integer("num_devices", 0, "--distribution=mirrored: use the first N GPUs (0: all); "
+                   "on a machine without GPUs, N logical CPU devices (for testing).")
   f.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines and tracebacks of errors "
                 "(same as the environment variable BERT_VERBOSE=1).")
   f.DEFINE_integer("seed", 12345, "Random seed of initialisation, dropout and shuffling.")
@@ -142,6 +148,9 @@ def check_flags(fv):
                        "labels, got %r" % fv.labels)
   if not 0.0 <= fv.warmup_proportion <= 1.0:
     raise UsageError("--warmup_proportion: must be in [0, 1], got %s" % fv.warmup_proportion)
+  if hasattr(fv, "distribution"):
+    from bert import distribute  # pylint: disable=import-outside-toplevel
+    distribute.check_flags(fv)
   if fv.max_seq_length < 3:
     raise UsageError("--max_seq_length: must be at least 3 ([CLS] text [SEP]), got %d" %
                      fv.max_seq_length)

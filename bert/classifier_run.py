@@ -13,8 +13,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from bert import (checkpoint_init, classifier, classifier_data, classifier_flags, collapse, export,
-                  hardware, modeling, run_lock, tokenization)
+from bert import (checkpoint_init, classifier, classifier_data, classifier_flags, collapse,
+                  distribute, export, hardware, modeling, run_lock, tokenization)
 from bert.errors import UsageError
 from bert.training import Trainer, log
 
@@ -83,6 +83,16 @@ class ClassifierRun(object):
     self.flags = flag_values
     self.validate_flags()
     fv = flag_values
+    # First: mirrored on a CPU-only machine splits the CPU before TensorFlow starts its devices.
+    self.distribution = distribute.Distribution.create(fv.distribution, fv.num_devices)
+    if fv.train_batch_size % self.distribution.num_replicas:
+      raise UsageError("--train_batch_size %d: must be a multiple of the %d replicas (it is the "
+                       "global batch, split over them)" %
+                       (fv.train_batch_size, self.distribution.num_replicas))
+    # A non-chief worker keeps its features, lock and final weights apart; it reads the
+    # checkpoints of output_dir (shared by all workers) and writes nothing there.
+    self.work_dir = fv.output_dir if self.distribution.is_chief else os.path.join(
+        fv.output_dir, "worker-%d" % self.distribution.worker_index)
     self.bert_config = modeling.BertConfig.from_json_file(fv.bert_config_file)
     if fv.max_seq_length > self.bert_config.max_position_embeddings:
       raise UsageError("--max_seq_length %d: larger than max_position_embeddings %d of %s" %
@@ -104,7 +114,8 @@ class ClassifierRun(object):
         self.model_fn_for_run, fv.output_dir, params={"seed": fv.seed},
         save_checkpoints_steps=fv.save_checkpoints_steps,
         keep_checkpoint_max=fv.keep_checkpoint_max, log_every_n_steps=fv.log_every_n_steps,
-        model_signature=self.model_signature(), use_xla=fv.use_xla)
+        model_signature=self.model_signature(), use_xla=fv.use_xla,
+        distribution=self.distribution, worker_dir=self.work_dir)
     self.precision, self.precision_reason = hardware.choose_precision(
         fv.precision, hardware.cpu_flags(),
         visible_gpu_capabilities() if fv.precision == "auto" else ())
@@ -148,7 +159,7 @@ class ClassifierRun(object):
     fingerprint = classifier_data.features_fingerprint(
         data_file, fv.vocab_file, fv.max_seq_length, fv.do_lower_case, self.label_list,
         self.processor.options())
-    record_file = os.path.join(fv.output_dir, "%s.tf_record" % split)
+    record_file = os.path.join(self.work_dir, "%s.tf_record" % split)
     info = classifier_data.cached_record_info(record_file, fingerprint)
     if info:
       log("Reusing %s (%d examples)" % (record_file, info["num_examples"]))
@@ -204,19 +215,24 @@ class ClassifierRun(object):
     if fv.do_train and fv.init_checkpoint:
       self.check_init_checkpoint()
     # One run at a time in output_dir, for the whole run.
-    with run_lock.RunLock(fv.output_dir) as lock:
+    with run_lock.RunLock(self.work_dir) as lock:
       if lock.taken_over:
         log("Took over %s from pid %d, which ended without releasing it" %
             (lock.path, lock.taken_over))
       # Again under the lock (another run may have just written it); an older version's
       # signature gets the keys it lacked once a checkpoint exists.
-      self.trainer._check_signature(write=bool(self.trainer.latest_checkpoint()))
+      self.trainer._check_signature(
+          write=self.distribution.is_chief and bool(self.trainer.latest_checkpoint()))
       self.run_steps()
 
   def run_steps(self):
     """The requested do_* steps, in order (run() holds output_dir's lock)."""
     if self.flags.do_train:
       self.train()
+    if not self.distribution.is_chief:
+      log("Worker %d is not the chief: eval, predict and export are left to worker 0" %
+          self.distribution.worker_index)
+      return
     if self.flags.do_eval:
       self.evaluate()
     if self.flags.do_predict:
@@ -246,6 +262,7 @@ class ClassifierRun(object):
         (self.num_train_steps, fv.train_batch_size, info["num_examples"], self.num_warmup_steps))
     log("Compute precision %s (%s); weights, checkpoints and exports stay fp32" %
         (self.precision, self.precision_reason))
+    log(self.distribution.describe(fv.train_batch_size))
     self.trainer.train(self.input_fn(record_file, True), self.num_train_steps,
                        fv.train_batch_size)
     if self.checks_constant_loss:

@@ -164,9 +164,16 @@ class Trainer(object):
 
   def __init__(self, model_fn, output_dir, params=None, save_checkpoints_steps=1000,
                keep_checkpoint_max=5, log_every_n_steps=100, model_signature=None,
-               use_xla=False):
+               use_xla=False, distribution=None, worker_dir=None):
     """model_signature: a JSON-able dict (config, labels...) recorded in output_dir; a run whose
-    signature differs refuses to resume from or evaluate that directory's checkpoints."""
+    signature differs refuses to resume from or evaluate that directory's checkpoints.
+
+    distribution: a distribute.Distribution (None: one device). Training then runs the model_fn
+    once per replica; only the chief writes checkpoints, summaries and the signature in
+    output_dir (shared by all workers: every worker resumes from its checkpoints). A non-chief
+    worker writes its final weights to worker_dir (for checking) and nothing to output_dir.
+    Evaluation and prediction run on one device.
+    """
     self.model_fn = model_fn
     self.output_dir = output_dir
     self.params = dict(params or {})
@@ -175,7 +182,13 @@ class Trainer(object):
     self.log_every_n_steps = max(1, log_every_n_steps)
     self.model_signature = model_signature
     self.use_xla = use_xla
+    self.distribution = distribution
+    self.worker_dir = worker_dir
     self.train_losses = []
+
+  @property
+  def is_chief(self):
+    return self.distribution is None or self.distribution.is_chief
 
   # -- checkpoints -----------------------------------------------------------------------------
 
@@ -231,6 +244,47 @@ class Trainer(object):
     with self._jit_scope(mode):
       return self.model_fn(features, labels, mode, dict(self.params, batch_size=batch_size))
 
+  def _build_replicated(self, input_fn, batch_size):
+    """The training step under the distribution's strategy (Estimator's distributed path).
+
+    Each global batch of batch_size examples (bucketed and padded as on one device) is split
+    into one slice per replica; the model_fn runs once per replica on its slice
+    (call_for_each_replica) and its optimizer all-reduces the gradients. Returns
+    (iterator initializer, {"train_op", "loss", "summaries"}): the loss is the sum of the
+    replicas' shares (the global mean), batch_size the global count, other summaries the mean
+    of the replicas' values.
+    """
+    strategy = self.distribution.strategy
+    sum_, mean = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
+    params = dict(self.params, batch_size=batch_size)
+    with strategy.scope():
+      iterator = strategy.make_input_fn_iterator(lambda context: _replica_slices(
+          input_fn(params), context.num_replicas_in_sync, context.num_input_pipelines,
+          context.input_pipeline_id))
+      tf1.train.get_or_create_global_step()
+      names = []
+
+      def step_fn(inputs):
+        features, labels = inputs
+        with self._jit_scope(ModeKeys.TRAIN):
+          spec = self.model_fn(features, labels, ModeKeys.TRAIN,
+                               dict(self.params, batch_size=batch_size))
+        summaries = {k: tf.cast(v, tf.float32) for k, v in spec.summaries.items()}
+        summed = tf.stack([spec.loss, summaries.pop("batch_size", tf.constant(0.0))])
+        names[:] = sorted(summaries)
+        averaged = tf.stack([summaries[k] for k in names]) if names else tf.zeros([0])
+        return spec.train_op, summed, averaged
+
+      train_op, summed, averaged = strategy.extended.call_for_each_replica(
+          step_fn, args=(iterator.get_next(),))
+      summed = strategy.reduce(sum_, summed, axis=None)
+      averaged = strategy.reduce(mean, averaged, axis=None)
+      summaries = {name: averaged[i] for i, name in enumerate(names)}
+      summaries["batch_size"] = summed[1]
+      summaries["loss"] = summed[0]
+      return iterator.initializer, {"train_op": strategy.group(train_op), "loss": summed[0],
+                                    "summaries": summaries}
+
   def _jit_scope(self, mode):
     """With use_xla, marks the training step's ops for XLA compilation.
 
@@ -248,12 +302,21 @@ class Trainer(object):
 
   def train(self, input_fn, max_steps, batch_size):
     """Trains until the global step reaches max_steps, resuming from output_dir's latest checkpoint."""
-    self._check_signature(write=True)
-    self._remove_partial_checkpoints()
+    if self.is_chief:
+      self._check_signature(write=True)
+      self._remove_partial_checkpoints()
+    else:
+      self._check_signature()
+    replicated = self.distribution is not None and self.distribution.strategy is not None
     graph = tf.Graph()
     with graph.as_default():
       tf1.set_random_seed(self.params.get("seed"))
-      spec = self._build(input_fn, ModeKeys.TRAIN, batch_size)
+      if replicated:
+        iterator_init, fetch = self._build_replicated(input_fn, batch_size)
+      else:
+        spec = self._build(input_fn, ModeKeys.TRAIN, batch_size)
+        iterator_init = tf.no_op()
+        fetch = {"train_op": spec.train_op, "loss": spec.loss, "summaries": spec.summaries}
       global_step = tf1.train.get_global_step()
       saver = tf1.train.Saver(max_to_keep=self.keep_checkpoint_max, save_relative_paths=True)
       init = tf1.global_variables_initializer()
@@ -261,13 +324,20 @@ class Trainer(object):
       finite = all_finite(tf1.global_variables())
       # A distillation graph holds the whole teacher as constants: keep it out of the events file.
       graph_def = graph.as_graph_def()
-      writer = SummaryWriter(
-          self.output_dir, graph=graph if graph_def.ByteSize() < MAX_SUMMARY_GRAPH_BYTES else None)
+      if self.is_chief:
+        writer = SummaryWriter(self.output_dir, graph=graph if graph_def.ByteSize() <
+                               MAX_SUMMARY_GRAPH_BYTES else None)
+      else:
+        writer = _NoWriter()
       graph.finalize()
+    config = session_config(self.use_xla)
+    target = ""
+    if self.distribution is not None:
+      config, target = self.distribution.session_config(config), self.distribution.target
     # The writer is closed however training ends: done, nothing to do, or an error.
-    with tf1.Session(graph=graph, config=session_config(self.use_xla)) as session, writer:
+    with tf1.Session(target, graph=graph, config=config) as session, writer:
       latest = self.latest_checkpoint()
-      session.run(local_init)
+      session.run([local_init, iterator_init])
       if latest:
         self._restore(session, saver, latest)
         state = tf.train.get_checkpoint_state(self.output_dir)
@@ -280,7 +350,6 @@ class Trainer(object):
         log("Global step %d already reaches %d: nothing to train" % (step, max_steps))
         return latest
       last_saved = latest
-      fetch = {"train_op": spec.train_op, "loss": spec.loss, "summaries": spec.summaries}
       self.train_losses = []  # this run's per-step losses, for the caller's collapse check
       start_step, started, window_start, window_examples = step, time.time(), time.time(), 0
       saved_step = step
@@ -310,10 +379,13 @@ class Trainer(object):
           log("step %d/%d loss %.4f %s %.1f ex/s ETA %s" %
               (step, max_steps, loss, extras, rate, format_seconds(eta)))
           window_start, window_examples = now, 0
-        if step % self.save_checkpoints_steps == 0 and step < max_steps:
+        if step % self.save_checkpoints_steps == 0 and step < max_steps and self.is_chief:
           last_saved = self._save(session, saver, step, last_saved, finite)
           saved_step = step
-      if saved_step != step:
+      if not self.is_chief:
+        if self.worker_dir:  # this worker's copy of the final weights, outside output_dir
+          self._save(session, saver, step, None, finite, self.worker_dir)
+      elif saved_step != step:
         last_saved = self._save(session, saver, step, last_saved, finite)
     log("Trained to step %d in %s" % (step, format_seconds(time.time() - started)))
     return last_saved
@@ -331,7 +403,7 @@ class Trainer(object):
           tf.io.gfile.remove(path)
         log("Removed %s, left by an interrupted checkpoint save" % path)
 
-  def _save(self, session, saver, step, previous, finite=None):
+  def _save(self, session, saver, step, previous, finite=None, directory=None):
     """Saves model.ckpt-<step>, unless a weight or optimizer slot is NaN or Inf (finite: bool op).
 
     A step's loss is computed before its update: a finite loss does not prove the updated state
@@ -341,7 +413,9 @@ class Trainer(object):
       raise TrainingError(
           "weights are not finite after step %d; training stopped without saving: the last good "
           "checkpoint %s is kept" % (step, previous or "(none)"))
-    prefix = os.path.join(self.output_dir, "model.ckpt")
+    if directory:
+      tf.io.gfile.makedirs(directory)
+    prefix = os.path.join(directory or self.output_dir, "model.ckpt")
     try:
       path = saver.save(session, prefix, global_step=step, write_meta_graph=False)
     except (tf.errors.OpError, OSError) as e:
@@ -419,6 +493,51 @@ class Trainer(object):
       size = len(next(iter(batch.values())))
       for i in range(size):
         yield {name: value[i] for name, value in batch.items()}
+
+
+def _replica_slices(dataset, num_replicas, num_workers, worker_index):
+  """This worker's replicas' slices of each global batch, in replica order.
+
+  The global batches are made as on one device (shuffled, bucketed, padded), by every worker
+  alike (the same seed); each is cut along the batch into num_replicas slices of sizes differing
+  by at most one, and this worker keeps those of its replicas, which the strategy hands out in
+  turn to its devices. tf.distribute's own splitting (a rebatching rewrite of the input graph)
+  breaks bucket_by_sequence_length's batching, hence this.
+
+  Args:
+    dataset: (features {name: [batch_size, ...]}, labels [batch_size]) elements.
+  Returns:
+    A dataset of the same structure whose elements are slices [slice_size, ...].
+  """
+  per_worker = num_replicas // num_workers
+  first = worker_index * per_worker
+
+  def slices(features, labels):
+    size = tf.cast(tf.shape(labels)[0], tf.int64)
+
+    def take(index):
+      start, end = index * size // num_replicas, (index + 1) * size // num_replicas
+      return tf.nest.map_structure(lambda t: t[start:end], (features, labels))
+
+    return tf.data.Dataset.range(first, first + per_worker).map(take)
+
+  return dataset.flat_map(slices)
+
+
+class _NoWriter(object):
+  """A non-chief worker's stand-in for the SummaryWriter: writes nothing."""
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *unused):
+    return False
+
+  def add_summary(self, *unused):
+    pass
+
+  def flush(self):
+    pass
 
 
 def _fmt(value):
