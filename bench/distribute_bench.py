@@ -35,7 +35,7 @@ def seconds_per_step(root, distribution, batch, steps):
   input_fn = classifier_data.input_fn_builder(record_file, True, conftest.MAX_SEQ_LENGTH,
                                               padding="fixed", seed=1)
   model_fn = classifier.model_fn_builder(config, conftest.LABELS, num_train_steps=steps)
-  output_dir = os.path.join(root, "%s-%d" % (distribution.name, batch))
+  output_dir = os.path.join(root, "%s-%d-%d" % (distribution.name, batch, os.getpid()))
   trainer = Trainer(model_fn, output_dir, log_every_n_steps=10, distribution=distribution)
   buffer = io.StringIO()
   with contextlib.redirect_stdout(buffer):
@@ -56,7 +56,10 @@ def main():
   n = mirrored.num_replicas
   one = seconds_per_step(args.root, distribute.Distribution(), args.batch, args.steps)
   many = seconds_per_step(args.root, mirrored, args.batch * n, args.steps)
+  whole = seconds_per_step(args.root, distribute.Distribution(), args.batch * n, args.steps)
   print("one device, batch %d: %.1f ms/step" % (args.batch, one * 1e3))
+  print("one device, batch %d (the same global batch): %.1f ms/step" % (args.batch * n,
+                                                                       whole * 1e3))
   print("mirrored, %d replicas x batch %d: %.1f ms/step (%.2fx; overhead %.1f ms/step)" %
         (n, args.batch, many * 1e3, many / one, (many - one) * 1e3))
 
