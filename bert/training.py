@@ -501,8 +501,9 @@ def _replica_slices(dataset, num_replicas, num_workers, worker_index):
   The global batches are made as on one device (shuffled, bucketed, padded), by every worker
   alike (the same seed); each is cut along the batch into num_replicas slices of sizes differing
   by at most one, and this worker keeps those of its replicas, which the strategy hands out in
-  turn to its devices. tf.distribute's own splitting (a rebatching rewrite of the input graph)
-  breaks bucket_by_sequence_length's batching, hence this.
+  turn to its devices. strategy.make_dataset_iterator splits the same way on one machine, but
+  across machines it shards by auto-shard policy (by file when there are several files: other
+  batches than on one device); cutting here keeps every worker count equal to one device.
 
   Args:
     dataset: (features {name: [batch_size, ...]}, labels [batch_size]) elements.
