@@ -1,4 +1,4 @@
-"""Distillation cost: step times of the student with and without its teacher, and soft-label throughput.
+"""Distillation cost: student step times with and without its teacher, and soft-label throughput.
 
   python bench/distill_bench.py [--quick] [--keep WORK_DIR]
 
@@ -276,7 +276,7 @@ def reference_soft_labels(teacher_dir, features, count):
 
 
 def our_soft_labels(teacher_dir, record_file, work_dir):
-  """(examples per second of Teacher.write_logits, seconds of the one-off teacher load and freeze)."""
+  """(examples/s of Teacher.write_logits, seconds of the one-off teacher load and freeze)."""
   output = os.path.join(work_dir, "soft-%d.tf_record" % time.time_ns())
   started = time.perf_counter()
   teacher = distillation.Teacher(teacher_dir)
@@ -380,7 +380,8 @@ def main():
             "time is this process's, all threads, so other processes on the machine barely "
             "move it."]
   lines += ["", "Soft labels: the reference fork's one predictor call per example (batch 1, padded "
-            "to %d) against Teacher.write_logits (length-sorted batches of ≤ 2048 tokens, unpadded records, "
+            "to %d) against Teacher.write_logits (length-sorted batches of ≤ 2048 tokens, "
+            "unpadded records, "
             "written out). Neither counts loading the SavedModel; ours is shown apart "
             "(load and freeze, once per run)." % MAX_SEQ_LENGTH, "",
             "| examples | reference ex/s (n) | write_logits ex/s (n) | teacher load s | "

@@ -1,4 +1,4 @@
-"""Real pretrained weights end to end: MiniLM (Hugging Face safetensors) → teacher → 2-layer student.
+"""Real pretrained weights end to end: MiniLM (HF safetensors) → teacher → 2-layer student.
 
   python bench/hf_minilm_distill.py [--steps_scale 1.0] [--work_dir output/bench/minilm]
 

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import conftest  # noqa: E402
 import test_reliability as tr  # noqa: E402
-from bert import classifier_flags, classifier_run, export  # noqa: E402
+from bert import classifier_flags, classifier_run  # noqa: E402
 from bert.distill_run import DistillRun  # noqa: E402
 from bert.errors import run_main  # noqa: E402
 
@@ -151,8 +151,9 @@ class Probe(object):
     self.run_case("vocab missing", lambda: dict(do_train=True, vocab_file=w.path("nope.txt")))
     self.run_case("bert_config missing", lambda: dict(do_train=True,
                                                       bert_config_file=w.path("nope.json")))
-    self.run_case("bert_config not JSON", lambda: dict(do_train=True, bert_config_file=tr.write_bytes(
-        w.path("configs", "broken.json"), b'{"vocab_size": 4')))
+    self.run_case("bert_config not JSON", lambda: dict(
+        do_train=True, bert_config_file=tr.write_bytes(w.path("configs", "broken.json"),
+                                                       b'{"vocab_size": 4')))
     self.run_case("bert_config vocab_size 0", lambda: dict(
         do_train=True, bert_config_file=w.config_file("zero.json", vocab_size=0)))
     self.run_case("--output_dir is a file", lambda: dict(do_train=True, output_dir=w.vocab))

@@ -25,7 +25,7 @@ FEATURE_FORMAT_VERSION = 2
 
 
 def read_lines(path):
-  """Yields (line_number, text) of a UTF-8 file, with a clear error for a missing, empty or non-UTF-8 file."""
+  """Yields (line_number, text) of a UTF-8 file; a clear error if missing, empty or not UTF-8."""
   if not os.path.isfile(path):
     raise UsageError("data file %s: not found" % path)
   with open(path, "rb") as f:
@@ -166,7 +166,8 @@ class CsvProcessor(DataProcessor):
 
   def get_labels(self):
     if not self.labels:
-      raise UsageError("--labels: no label list (give --labels or a training file to read them from)")
+      raise UsageError("--labels: no label list (give --labels or a training file to read them "
+                       "from)")
     return self.labels
 
   def read_examples(self, path, split):

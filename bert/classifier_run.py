@@ -150,7 +150,10 @@ class ClassifierRun(object):
   # -- features --------------------------------------------------------------------------------
 
   def features(self, split):
-    """The split's TFRecord in output_dir, rebuilt only when its inputs changed. Returns (path, info)."""
+    """The split's TFRecord in output_dir, rebuilt only if its inputs changed.
+
+    Returns (path, info).
+    """
     fv = self.flags
     data_file = self.processor.data_file(fv.data_dir, split)
     if not os.path.isfile(data_file):

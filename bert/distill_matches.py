@@ -71,7 +71,7 @@ def vector_cosine(student, teacher):
 
 
 def pkd(student, teacher):
-  """BERT-PKD: squared distance of the L2-normalised vectors ([batch_size, width] → [batch_size])."""
+  """BERT-PKD: squared distance of the L2-normalised vectors ([batch, width] → [batch])."""
   return tf.reduce_sum(tf.square(tf.nn.l2_normalize(student, -1) -
                                  tf.nn.l2_normalize(teacher, -1)), -1)
 
@@ -135,7 +135,10 @@ def project(x, width, name):
 
 
 def teacher_key(match):
-  """The teacher tensor a match reads: "hidden/<i>", "attention_scores/<i>", "embedding", "pooled"."""
+  """The teacher tensor a match reads.
+
+  One of "hidden/<i>", "attention_scores/<i>", "embedding", "pooled".
+  """
   if match["feature"] == "hidden":
     return "hidden/%d" % match["teacher_layer"]
   if match["feature"] == "attention":

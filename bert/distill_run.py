@@ -55,7 +55,7 @@ class DistillRun(classifier_run.ClassifierRun):
     return 1.0  # the student's hard-label loss, eval and export are at T=1
 
   def teacher_features(self, split):
-    """The split's features plus the teacher's logits, cached while inputs and teacher are unchanged."""
+    """The split's features plus the teacher's logits, cached while inputs and teacher are same."""
     record_file, base_info = self.features(split)
     return self.with_teacher_logits(record_file, base_info, split)
 

@@ -1,4 +1,4 @@
-"""Knowledge distillation: Hinton's loss and the frozen teacher SavedModel inside the student's graph.
+"""Knowledge distillation: Hinton's loss; the frozen teacher SavedModel in the student's graph.
 
 The teacher is an export of run_classifier.py. Its variables are folded into constants and its
 graph imported under `teacher/`, wired to the student's own input tensors, so both see the same
@@ -201,7 +201,7 @@ class Teacher(object):
     return self.outputs(input_ids, input_mask, segment_ids)[0]
 
   def write_logits(self, record_file, output_file, fingerprint, batch_size=128, max_tokens=2048):
-    """One batched teacher pass over record_file; writes its records, in order, plus `teacher_logits`.
+    """One batched teacher pass over record_file; writes its records in order + `teacher_logits`.
 
     Batches are formed in order of length, each padded to its longest example only: on short
     texts (the takeaway reviews: median 16 tokens, a few over 100) batches of records in file

@@ -5,7 +5,10 @@ import traceback
 
 
 class UsageError(ValueError):
-  """Bad input from the user: a flag, a file or a line. Its message names which and what was expected."""
+  """Bad input from the user: a flag, a file or a line.
+
+  Its message names which and what was expected.
+  """
 
 
 class TrainingError(RuntimeError):

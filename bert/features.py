@@ -10,7 +10,7 @@ INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 
 
 class InputExample(object):
-  """One example: text_a, optional text_b, label (None when the file has none), and where it came from."""
+  """One example: text_a, optional text_b, label (None if the file has none), and its source."""
 
   def __init__(self, guid, text_a, text_b=None, label=None, source=None):
     self.guid = guid

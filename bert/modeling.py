@@ -1,4 +1,4 @@
-"""BERT encoder in tf.compat.v1 graph mode, variable-for-variable compatible with Google's checkpoints.
+"""BERT encoder in tf.compat.v1 graph mode, variable-for-variable matching Google's checkpoints.
 
 Every variable is created with `get_variable` under the same scopes as Google's release
 (`bert/embeddings/...`, `bert/encoder/layer_N/...`, `bert/pooler/dense`), so
@@ -13,9 +13,9 @@ import weakref
 import tensorflow as tf
 
 # BertConfig, the variable layout and the epsilon live in a TensorFlow-free module; re-exported.
-from bert.bert_config import BertConfig  # pylint: disable=unused-import
+from bert.bert_config import BertConfig  # noqa: F401  (re-export: modeling.BertConfig)
 from bert.bert_config import LAYER_NORM_EPSILON
-from bert.bert_config import count_parameters  # pylint: disable=unused-import
+from bert.bert_config import count_parameters  # noqa: F401  (re-export)
 
 tf1 = tf.compat.v1
 
@@ -145,7 +145,7 @@ class BertModel(object):
       input_ids: int32 [batch_size, seq_length].
       input_mask: int32 [batch_size, seq_length], 1 for real tokens; all ones when None.
       token_type_ids: int32 [batch_size, seq_length]; all zeros when None.
-      use_one_hot_embeddings: look embeddings up by one-hot matmul (faster on TPU) instead of gather.
+      use_one_hot_embeddings: look embeddings up by one-hot matmul (faster on TPU), not gather.
       scope: variable scope, default "bert".
       compute_dtype: dtype of activations and matmuls (fp32, fp16 or bf16); layer norm and
         softmax still run in fp32.

@@ -301,7 +301,7 @@ class Trainer(object):
   # -- train -----------------------------------------------------------------------------------
 
   def train(self, input_fn, max_steps, batch_size):
-    """Trains until the global step reaches max_steps, resuming from output_dir's latest checkpoint."""
+    """Trains until the global step is max_steps, resuming from output_dir's latest checkpoint."""
     if self.is_chief:
       self._check_signature(write=True)
       self._remove_partial_checkpoints()

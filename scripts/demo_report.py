@@ -67,9 +67,9 @@ def latency_ms(models, texts, rounds=5):
 
 
 def build_table(rows):
-  header = ("| model | layers | hidden | parameters | dev acc | test acc | agreement with %s (test) "
-            "| ms per example (batch 1, SavedModel) | speedup vs %s |" % (rows[0]["name"],
-                                                                            rows[0]["name"]))
+  header = ("| model | layers | hidden | parameters | dev acc | test acc "
+            "| agreement with %s (test) | ms per example (batch 1, SavedModel) | speedup vs %s |"
+            % (rows[0]["name"], rows[0]["name"]))
   lines = [header, "|" + "---|" * 9]
   for row in rows:
     lines.append("| %s | %d | %d | %s | %.4f | %.4f | %.4f | %.2f | %.2fx |" % (

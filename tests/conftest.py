@@ -182,7 +182,6 @@ class TinyModel(object):
 
   def __init__(self, root):
     from bert import classifier, classifier_data
-    from bert.training import Trainer
     self.root = str(root)
     self.vocab_file = write_vocab(os.path.join(self.root, "vocab.txt"))
     self.config = tiny_config()

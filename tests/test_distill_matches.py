@@ -20,11 +20,10 @@ import pytest
 import tensorflow as tf
 
 from bert import distill_config, distill_matches, distillation, export, modeling
-from bert.distill_run import DistillRun
 from bert.errors import UsageError
 from bert.training import ModeKeys
-from test_distillation import (Kit, captured, checkpoint_variables, export_graph, flag_values,
-                               one_line, tiny_config, training_graph, write_json)
+from test_distillation import (Kit, captured, checkpoint_variables, export_graph, one_line,
+                               tiny_config, training_graph, write_json)
 
 tf1 = tf.compat.v1
 

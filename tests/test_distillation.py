@@ -58,7 +58,7 @@ def write_lines(path, lines):
 
 
 def review_lines(count, seed):
-  """`text&label`: label 1 iff the text holds a positive character (else it holds a negative one)."""
+  """`text&label`: label 1 iff the text holds a positive character (else a negative one)."""
   rng = random.Random(seed)
   lines = []
   for index in range(count):

@@ -32,7 +32,8 @@ for index, version_dir in enumerate(version_dirs):
   signature = loaded.signatures["serving_default"]
   args, kwargs = signature.structured_input_signature
   info = {"signatures": sorted(loaded.signatures.keys()),
-          "inputs": {name: [spec.dtype.name, spec.shape.as_list()] for name, spec in kwargs.items()},
+          "inputs": {name: [spec.dtype.name, spec.shape.as_list()]
+                     for name, spec in kwargs.items()},
           "outputs": {name: [spec.dtype.name, spec.shape.as_list()]
                       for name, spec in signature.structured_outputs.items()}}
   outputs = signature(**{name: tf.constant(value) for name, value in inputs.items()})

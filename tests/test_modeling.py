@@ -1,7 +1,6 @@
 """BertModel: Google's variable names and shapes, dynamic shapes, masking, checkpoints, config."""
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -190,14 +189,15 @@ def test_init_checkpoint_with_layer_map_takes_the_mapped_layers(tmp_path):
       checkpoint_init.init_from_checkpoint(prefix, layer_map=[0, 5])
   with tf.Graph().as_default():
     build(config(hidden_size=24))
-    with pytest.raises(UsageError, match=r"variable bert/\S+ has shape \[12\], the model expects \[24\]"):
+    with pytest.raises(UsageError,
+                       match=r"variable bert/\S+ has shape \[12\], the model expects \[24\]"):
       checkpoint_init.init_from_checkpoint(prefix)
 
 
 def test_config_from_dict_keeps_extra_keys_and_round_trips(tmp_path):
   released = dict(CONFIG, directionality="bidi", pooler_fc_size=768, pooler_num_attention_heads=12,
-                  pooler_num_fc_layers=3, pooler_size_per_head=128, pooler_type="first_token_transform",
-                  model_type="bert")
+                  pooler_num_fc_layers=3, pooler_size_per_head=128,
+                  pooler_type="first_token_transform", model_type="bert")
   cfg = modeling.BertConfig.from_dict(released)
   assert cfg.directionality == "bidi"
   assert cfg.pooler_fc_size == 768

@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from bert import classifier_run, export, training

@@ -30,7 +30,8 @@ def base_args(s):
 
 def test_train_eval_predict_export(setup):
   proc = conftest.run_entry(base_args(setup) + [
-      "--do_train", "--do_eval", "--do_predict", "--do_export", "--export_dir=" + setup["export_dir"],
+      "--do_train", "--do_eval", "--do_predict", "--do_export",
+      "--export_dir=" + setup["export_dir"],
       "--train_batch_size=8", "--num_train_epochs=2", "--learning_rate=1e-3",
       "--warmup_proportion=0", "--eval_batch_size=5", "--predict_batch_size=5",
       "--save_checkpoints_steps=10", "--log_every_n_steps=5"])

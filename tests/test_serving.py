@@ -298,7 +298,8 @@ def test_encode_texts_and_rest_request(tiny_export):
     n = len(feature.input_ids)
     assert pair_batch["input_ids"][i, :n].tolist() == feature.input_ids
     assert pair_batch["segment_ids"][i, :n].tolist() == feature.segment_ids
-    assert pair_batch["input_mask"][i].tolist() == [1] * n + [0] * (pair_batch["input_ids"].shape[1] - n)
+    assert pair_batch["input_mask"][i].tolist() == (
+        [1] * n + [0] * (pair_batch["input_ids"].shape[1] - n))
     assert not pair_batch["input_ids"][i, n:].any()
   assert client.split_pair("a\tb\tc", True) == ("a", "b\tc")
   assert client.split_pair("a\tb", False) == "a\tb"
@@ -398,7 +399,8 @@ def test_rest_errors_are_one_line(tiny_export, rest_server):
                                 "--export_dir", tiny_export.base_dir, "味道很好"])
   assert code == 1 and out == ""
   assert len(err.strip().splitlines()) == 1
-  assert "server error (HTTP 404" in err and "Servable not found for request: Latest(teacher)" in err
+  assert "server error (HTTP 404" in err
+  assert "Servable not found for request: Latest(teacher)" in err
 
   code, _, err = _run_client(["--server", rest_server.url, "--signature_name", "nope",
                               "--export_dir", tiny_export.base_dir, "味道很好"])

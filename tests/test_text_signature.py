@@ -22,7 +22,8 @@ WORDS = ["good", "food", "very", "slow", "##s", "##er", "cafe", "naive", "un", "
          ",", ".", "?", "'", "a", "b", "$", "(", ")"]
 SAMPLE = [
     "味道很好", "Very GOOD foods!", "Café naïve, unable?", "\u3000好\u3000吃\u3000", "a\u200bb",
-    "x\u0000y\u0001z\u0085", "ＦＵＬＬ　ｗｉｄｔｈ，１２３！", "😀 好吃 \ue000", "ΟΔΟΣ İstanbul ﬁne",
+    "x\u0000y\u0001z\u0085", "ＦＵＬＬ　ｗｉｄｔｈ，１２３！", "😀 好吃 \ue000",
+    "ΟΔΟΣ İstanbul ﬁne",
     "mixed中文English混合", "don't (stop)", "a" * 201 + " good", "好" * 10000, "good " * 3000,
     "", " \t\n", "\u2028good\u2029food\u00a0slow", "e\u0301 a\u0300",
 ]

@@ -1,4 +1,4 @@
-"""Trainer: overfitting a tiny model, checkpoints and resume, eval results, predict order, errors."""
+"""Trainer: overfitting a tiny model, checkpoints, resume, eval results, predict order, errors."""
 
 import glob
 import os

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert import augment, classifier_data, classifier_flags, classifier_run, export
+from bert import augment, classifier_data, classifier_flags, classifier_run
 from bert.distill_run import TEACHER_RECORD_SUFFIX, TRANSFER_RECORD, DistillRun
 from bert.errors import UsageError
 from bert import distillation
