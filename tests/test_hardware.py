@@ -37,8 +37,6 @@ def test_cpu_flags_reads_cpuinfo(tmp_path):
 
 def test_a_model_trained_under_auto_exports_fp32_that_loads_in_a_fresh_process(tmp_path):
   import json
-  import subprocess
-  import sys
 
   import conftest
   conftest.write_emotion_dataset(tmp_path / "data", num_train=64, num_dev=16)
