@@ -90,6 +90,7 @@ def distill_soft_losses(root, distribution_name, steps=4):
           "--num_train_steps=%d" % steps, "--train_batch_size=8", "--log_every_n_steps=1",
           "--max_seq_length=%d" % conftest.MAX_SEQ_LENGTH, "--learning_rate=1e-2",
           "--distribution=" + distribution_name, "--alpha=0.7", "--temperature=2",
+          "--precision=fp32",  # exact comparison: not bf16 where --precision=auto would pick it
           "--num_devices=%d" % (2 if distribution_name == "mirrored" else 0)])
   distill_run.DistillRun(values).run()
   losses = {}
