@@ -3,6 +3,8 @@ records, a tiny trained model (session-scoped, shared by the trainer and export 
 `run_entry`, which runs an entry point in a subprocess.
 """
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -221,3 +223,25 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture
 def vocab_file(tmp_path):
   return write_vocab(tmp_path / "vocab.txt")
+
+
+def distill_flag_values(**overrides):
+  """run_classifier_distill's flags at their defaults, as attributes, with overrides (quiet
+  logging, no intermediate checkpoints): a flags object for ClassifierRun/DistillRun in-process."""
+  import types
+  from absl import flags as absl_flags
+  from bert import classifier_flags
+  fv = absl_flags.FLAGS
+  classifier_flags.define_distill_flags(fv)
+  values = {name: fv[name].default for name in fv}
+  values.update(log_every_n_steps=1000, save_checkpoints_steps=100000)
+  values.update(overrides)
+  return types.SimpleNamespace(**values)
+
+
+@contextlib.contextmanager
+def captured():
+  """Collects what the block prints (stdout) in a StringIO."""
+  buffer = io.StringIO()
+  with contextlib.redirect_stdout(buffer):
+    yield buffer

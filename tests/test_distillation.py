@@ -6,24 +6,20 @@ takeaway-format dataset, its vocab, a trained 2-layer teacher export, an untrain
 teacher export and a student distilled from the trained teacher, shared by the tests.
 """
 
-import contextlib
-import io
 import json
 import os
 import random
 import shutil
-import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import flags as absl_flags
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
 from bert import classifier, classifier_run, distillation, export, modeling
 from bert.errors import UsageError, run_main
-from bert import classifier_flags
 from bert.distill_run import TEACHER_RECORD_SUFFIX, DistillRun
 from bert.training import ModeKeys
 
@@ -70,21 +66,8 @@ def review_lines(count, seed):
   return lines
 
 
-def flag_values(**overrides):
-  """run_classifier_distill's flags at their defaults, as attributes, with overrides."""
-  fv = absl_flags.FLAGS
-  classifier_flags.define_distill_flags(fv)
-  values = {name: fv[name].default for name in fv}
-  values.update(log_every_n_steps=1000, save_checkpoints_steps=100000)
-  values.update(overrides)
-  return types.SimpleNamespace(**values)
-
-
-@contextlib.contextmanager
-def captured():
-  buffer = io.StringIO()
-  with contextlib.redirect_stdout(buffer):
-    yield buffer
+flag_values = conftest.distill_flag_values
+captured = conftest.captured
 
 
 def one_line(error):

@@ -5,8 +5,6 @@ distillation run with --augment_copies=2.
 Everything runs in-process on a 1-layer, 32-wide teacher and student.
 """
 
-import contextlib
-import io
 import json
 import os
 import random
@@ -14,11 +12,11 @@ import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import flags as absl_flags
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import conftest
 from bert import augment, classifier_data, classifier_flags, classifier_run
 from bert.distill_run import TEACHER_RECORD_SUFFIX, TRANSFER_RECORD, DistillRun
 from bert.errors import UsageError
@@ -60,20 +58,8 @@ def review_lines(count, seed):
   return lines
 
 
-def flag_values(**overrides):
-  fv = absl_flags.FLAGS
-  classifier_flags.define_distill_flags(fv)
-  values = {name: fv[name].default for name in fv}
-  values.update(log_every_n_steps=1000, save_checkpoints_steps=100000)
-  values.update(overrides)
-  return types.SimpleNamespace(**values)
-
-
-@contextlib.contextmanager
-def captured():
-  buffer = io.StringIO()
-  with contextlib.redirect_stdout(buffer):
-    yield buffer
+flag_values = conftest.distill_flag_values
+captured = conftest.captured
 
 
 class Kit(object):
