@@ -134,7 +134,7 @@ def worker_train(spec):
       seen.update(features)
       return model_fn(features, labels, mode, params)
 
-    trainer = bench_trainer()(capturing_model_fn, spec["scratch_dir"], params={"seed": 1},
+    trainer = training.Trainer(capturing_model_fn, spec["scratch_dir"], params={"seed": 1},
                               use_xla=spec["xla"] == "scope")
     model = trainer.build_train_graph(input_fn, BATCH_SIZE)
     init = tf1.global_variables_initializer()
@@ -202,23 +202,6 @@ def worker_train(spec):
   return {"steps": steps, "windows": windows, "gemm": gemm_gflops, "warmup_steps": warm,
           "warmup_seconds": warmup_seconds, "train_maxrss_mib": train_maxrss,
           "build_seconds": started - built - warmup_seconds}
-
-
-def bench_trainer():
-  """training.Trainer with a public `build_train_graph(input_fn, batch_size)` -> ModelSpec.
-
-  It builds the graph Trainer.train runs: input_fn → iterator → model_fn (jit-scoped with
-  use_xla). The Trainer has no public method for this yet (issue #13 item 2), so this subclass
-  wraps its own `_build`; drop it when the Trainer has one.
-  """
-  from bert import training
-
-  class BenchTrainer(training.Trainer):
-
-    def build_train_graph(self, input_fn, batch_size):
-      return self._build(input_fn, training.ModeKeys.TRAIN, batch_size)
-
-  return BenchTrainer
 
 
 def step_record(config, seconds, shape, lengths, per_token):

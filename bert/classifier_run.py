@@ -135,7 +135,7 @@ class ClassifierRun(object):
     """What must match for a checkpoint in output_dir to be resumed or evaluated.
 
     An output_dir of an older version recorded only bert_config and labels: the keys it lacks are
-    unknown there, accepted and recorded (Trainer._check_signature).
+    unknown there, accepted and recorded (Trainer.check_output_dir).
     """
     fv = self.flags
     return {"bert_config": self.bert_config.architecture(), "labels": self.label_list,
@@ -210,7 +210,7 @@ class ClassifierRun(object):
   def run(self):
     fv = self.flags
     # Refuse before anything is written to output_dir: features, checkpoints or results.
-    self.trainer._check_signature()
+    self.trainer.check_output_dir()
     if not fv.do_train and not self.trainer.latest_checkpoint():
       raise UsageError("--output_dir %s: no checkpoint to %s (train first with --do_train)" %
                        (fv.output_dir, "evaluate" if fv.do_eval else
@@ -224,7 +224,7 @@ class ClassifierRun(object):
             (lock.path, lock.taken_over))
       # Again under the lock (another run may have just written it); an older version's
       # signature gets the keys it lacked once a checkpoint exists.
-      self.trainer._check_signature(
+      self.trainer.check_output_dir(
           write=self.distribution.is_chief and bool(self.trainer.latest_checkpoint()))
       self.run_steps()
 
@@ -338,7 +338,7 @@ class ClassifierRun(object):
     if not checkpoint:
       raise UsageError("--output_dir %s: no checkpoint to export (train first with --do_train)" %
                        fv.output_dir)
-    self.trainer._check_signature()
+    self.trainer.check_output_dir()
     vocab = self.tokenizer.vocab
     warmup = export.default_warmup_inputs(fv.max_seq_length, vocab["[CLS]"], vocab["[SEP]"],
                                           vocab["[UNK]"])

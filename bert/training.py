@@ -195,7 +195,11 @@ class Trainer(object):
   def latest_checkpoint(self):
     return tf.train.latest_checkpoint(self.output_dir) if os.path.isdir(self.output_dir) else None
 
-  def _check_signature(self, write=False):
+  def check_output_dir(self, write=False):
+    """Refuses (UsageError) an output_dir whose recorded model signature differs from this run's.
+
+    write: record this run's signature (a new output_dir, or keys an older version lacked).
+    """
     if self.model_signature is None:
       return
     path = os.path.join(self.output_dir, SIGNATURE_FILE)
@@ -235,6 +239,11 @@ class Trainer(object):
                        "checkpoint, or give a new --output_dir" %
                        (checkpoint, one_line_message(e)[:300], checkpoint.rsplit("-", 1)[-1],
                         os.path.join(os.path.dirname(checkpoint), "checkpoint")))
+
+  def build_train_graph(self, input_fn, batch_size):
+    """In the current graph, the one-device training step Trainer.train runs: input_fn →
+    iterator → model_fn (jit-scoped with use_xla). Returns the model_fn's ModelSpec."""
+    return self._build(input_fn, ModeKeys.TRAIN, batch_size)
 
   def _build(self, input_fn, mode, batch_size):
     dataset = input_fn(dict(self.params, batch_size=batch_size))
@@ -303,10 +312,10 @@ class Trainer(object):
   def train(self, input_fn, max_steps, batch_size):
     """Trains until the global step is max_steps, resuming from output_dir's latest checkpoint."""
     if self.is_chief:
-      self._check_signature(write=True)
+      self.check_output_dir(write=True)
       self._remove_partial_checkpoints()
     else:
-      self._check_signature()
+      self.check_output_dir()
     replicated = self.distribution is not None and self.distribution.strategy is not None
     graph = tf.Graph()
     with graph.as_default():
@@ -447,7 +456,7 @@ class Trainer(object):
       raise UsageError("--output_dir %s: no checkpoint to %s (train first with --do_train)" %
                        (self.output_dir, what))
     if not checkpoint_path:
-      self._check_signature()
+      self.check_output_dir()
     return checkpoint
 
   def _run_to_end(self, input_fn, mode, batch_size, checkpoint_path, fetches_of):
