@@ -143,10 +143,10 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
       accuracy = tf.reduce_sum(correct * labelled) / tf.maximum(tf.reduce_sum(labelled), 1.0)
     else:  # a replica's slice of the last batch of an epoch may be empty
       accuracy = tf.reduce_sum(correct) / tf.maximum(tf.cast(tf.size(correct), tf.float32), 1.0)
-    summaries = dict(parts.summaries, loss=loss, learning_rate=lr, accuracy=accuracy,
-                     batch_size=tf.shape(label_ids)[0])
+    summaries = dict(parts.summaries, loss=loss, learning_rate=lr, accuracy=accuracy)
     if loss_scale is not None:
       summaries["loss_scale"] = loss_scale.scale
-    return ModelSpec(mode, loss=loss, train_op=train_op, summaries=summaries)
+    return ModelSpec(mode, loss=loss, train_op=train_op, summaries=summaries,
+                     num_examples=tf.shape(label_ids)[0])
 
   return model_fn

@@ -29,7 +29,8 @@ class ModeKeys(object):
 
 
 class ModelSpec(collections.namedtuple("ModelSpec", [
-    "mode", "loss", "train_op", "predictions", "eval_tensors", "metrics_fn", "summaries"])):
+    "mode", "loss", "train_op", "predictions", "eval_tensors", "metrics_fn", "summaries",
+    "num_examples"])):
   """What a model_fn returns.
 
   loss: scalar (TRAIN, EVAL). train_op: op that increments the global step (TRAIN).
@@ -37,12 +38,15 @@ class ModelSpec(collections.namedtuple("ModelSpec", [
   eval_tensors: dict of per-example tensors gathered over the whole eval set (EVAL);
   metrics_fn(arrays) → dict of floats computed from them.
   summaries: dict of scalar tensors logged during training (loss, learning_rate, accuracy...).
+  num_examples: int scalar, the examples in this step's batch (TRAIN; the last batch of an epoch
+  may be short), for examples/s; None: the batch size given to train().
   """
 
   def __new__(cls, mode, loss=None, train_op=None, predictions=None, eval_tensors=None,
-              metrics_fn=None, summaries=None):
+              metrics_fn=None, summaries=None, num_examples=None):
     return super(ModelSpec, cls).__new__(cls, mode, loss, train_op, predictions or {},
-                                         eval_tensors or {}, metrics_fn, summaries or {})
+                                         eval_tensors or {}, metrics_fn, summaries or {},
+                                         num_examples)
 
 
 SIGNATURE_FILE = "model_signature.json"
@@ -259,9 +263,9 @@ class Trainer(object):
     Each global batch of batch_size examples (bucketed and padded as on one device) is split
     into one slice per replica; the model_fn runs once per replica on its slice
     (call_for_each_replica) and its optimizer all-reduces the gradients. Returns
-    (iterator initializer, {"train_op", "loss", "summaries"}): the loss is the sum of the
-    replicas' shares (the global mean), batch_size the global count, other summaries the mean
-    of the replicas' values.
+    (iterator initializer, {"train_op", "loss", "num_examples", "summaries"}): the loss is the
+    sum of the replicas' shares (the global mean), num_examples the global count, summaries the
+    mean of the replicas' values.
     """
     strategy = self.distribution.strategy
     sum_, mean = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
@@ -279,7 +283,8 @@ class Trainer(object):
           spec = self.model_fn(features, labels, ModeKeys.TRAIN,
                                dict(self.params, batch_size=batch_size))
         summaries = {k: tf.cast(v, tf.float32) for k, v in spec.summaries.items()}
-        summed = tf.stack([spec.loss, summaries.pop("batch_size", tf.constant(0.0))])
+        summed = tf.stack([spec.loss, tf.cast(tf.shape(labels)[0] if spec.num_examples is None
+                                            else spec.num_examples, tf.float32)])
         names[:] = sorted(summaries)
         averaged = tf.stack([summaries[k] for k in names]) if names else tf.zeros([0])
         return spec.train_op, summed, averaged
@@ -289,10 +294,9 @@ class Trainer(object):
       summed = strategy.reduce(sum_, summed, axis=None)
       averaged = strategy.reduce(mean, averaged, axis=None)
       summaries = {name: averaged[i] for i, name in enumerate(names)}
-      summaries["batch_size"] = summed[1]
       summaries["loss"] = summed[0]
       return iterator.initializer, {"train_op": strategy.group(train_op), "loss": summed[0],
-                                    "summaries": summaries}
+                                    "num_examples": summed[1], "summaries": summaries}
 
   def _jit_scope(self, mode):
     """With use_xla, marks the training step's ops for XLA compilation.
@@ -325,7 +329,9 @@ class Trainer(object):
       else:
         spec = self._build(input_fn, ModeKeys.TRAIN, batch_size)
         iterator_init = tf.no_op()
-        fetch = {"train_op": spec.train_op, "loss": spec.loss, "summaries": spec.summaries}
+        fetch = {"train_op": spec.train_op, "loss": spec.loss, "summaries": spec.summaries,
+                 "num_examples": (spec.num_examples if spec.num_examples is not None
+                                  else tf.constant(batch_size))}
       global_step = tf1.train.get_global_step()
       saver = tf1.train.Saver(max_to_keep=self.keep_checkpoint_max, save_relative_paths=True)
       init = tf1.global_variables_initializer()
@@ -375,13 +381,12 @@ class Trainer(object):
           raise TrainingError(
               "loss is %s at step %d; training stopped without saving: the last good checkpoint %s "
               "is kept" % (loss, step, last_saved or "(none)"))
-        window_examples += int(out["summaries"].get("batch_size", batch_size))
+        window_examples += int(out["num_examples"])
         if step % self.log_every_n_steps == 0 or step == max_steps:
           now = time.time()
           rate = window_examples / max(now - window_start, 1e-9)
           eta = (now - started) / max(step - start_step, 1) * (max_steps - step)
           values = dict(out["summaries"], examples_per_sec=rate)
-          values.pop("batch_size", None)
           self._write_summaries(writer, values, step)
           extras = " ".join("%s %s" % (k, _fmt(v)) for k, v in sorted(values.items())
                             if k not in ("loss", "examples_per_sec"))
