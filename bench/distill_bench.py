@@ -39,17 +39,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import flags as absl_flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bert import classifier, classifier_data, distillation, export, modeling  # noqa: E402
-from bert import classifier_flags  # noqa: E402
 from bert.distill_run import DistillRun  # noqa: E402
+from bert.run_config import RunConfig  # noqa: E402
 from bert.loaded_export import LoadedExport  # noqa: E402
 from bert.training import ModeKeys, session_config  # noqa: E402
 
-classifier_flags.define_distill_flags()
 
 tf1 = tf.compat.v1
 
@@ -113,13 +111,11 @@ def data_dir_for(work_dir):
 
 def distill_run(work_dir, vocab_file, teacher_export, data_dir):
   """A DistillRun with run_classifier_distill's defaults (T=2, alpha=0.5): its teacher and loss."""
-  fv = absl_flags.FLAGS
-  values = {name: fv[name].default for name in fv}
-  values.update(task_name="emotion", data_dir=data_dir, vocab_file=vocab_file,
-                bert_config_file=STUDENT_CONFIG, output_dir=os.path.join(work_dir, "student"),
-                teacher_model=teacher_export, max_seq_length=MAX_SEQ_LENGTH, do_train=True,
-                train_batch_size=BATCH_SIZE)
-  return DistillRun(type("Flags", (), values)())
+  return DistillRun(RunConfig.create(
+      task_name="emotion", data_dir=data_dir, vocab_file=vocab_file,
+      bert_config_file=STUDENT_CONFIG, output_dir=os.path.join(work_dir, "student"),
+      teacher_model=teacher_export, max_seq_length=MAX_SEQ_LENGTH, do_train=True,
+      train_batch_size=BATCH_SIZE))
 
 
 def fixed_batches(vocab_size, count, rng):

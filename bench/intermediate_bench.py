@@ -23,15 +23,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import flags as absl_flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bert import classifier, classifier_flags, export, modeling  # noqa: E402
+from bert import classifier, export, modeling  # noqa: E402
 from bert.distill_run import DistillRun  # noqa: E402
+from bert.run_config import RunConfig  # noqa: E402
 from bert.training import ModeKeys, session_config  # noqa: E402
 
-classifier_flags.define_distill_flags()
 tf1 = tf.compat.v1
 
 TEACHER_CONFIG = os.path.join(ROOT, "model", "bert_config.json")
@@ -73,10 +72,8 @@ def setup(work_dir, student_layers, max_seq_length):
 
 def step_graph(work_dir, name, common, **overrides):
   """(session, train_op, placeholders) of one variant's online training step."""
-  fv = absl_flags.FLAGS
-  values = {flag: fv[flag].default for flag in fv}
-  values.update(common, output_dir=os.path.join(work_dir, name), **overrides)
-  run = DistillRun(type("Flags", (), values)())
+  run = DistillRun(RunConfig.create(**dict(common, output_dir=os.path.join(work_dir, name),
+                                           **overrides)))
   graph = tf.Graph()
   with graph.as_default():
     tf1.set_random_seed(1)
@@ -84,7 +81,7 @@ def step_graph(work_dir, name, common, **overrides):
                 for key in ("input_ids", "input_mask", "segment_ids")}
     features["label_ids"] = tf1.placeholder(tf.int32, [None], name="label_ids")
     tf1.train.get_or_create_global_step()
-    spec = run.model_fn_for_run(features, None, ModeKeys.TRAIN, {})
+    spec = run.trainer.model_fn(features, None, ModeKeys.TRAIN, {})
     init = tf1.global_variables_initializer()
   session = tf1.Session(graph=graph, config=session_config())
   session.run(init)

@@ -72,10 +72,10 @@ class Probe(object):
     def thunk():
       overrides = make_overrides()
       if entry == "distill":
-        DistillRun(self.w.distill_flags(**overrides)).run()
+        DistillRun(self.w.distill_run_config(**overrides)).run()
       else:
         with contextlib.redirect_stdout(io.StringIO()):
-          classifier_run.ClassifierRun(self.w.flags(**overrides)).run()
+          classifier_run.ClassifierRun(self.w.run_config(**overrides)).run()
       return valid
     self.cases.append((name, thunk))
 
@@ -295,7 +295,7 @@ class Probe(object):
     from bert.run_lock import RunLock
     output_dir = self.copy("locked")
     with RunLock(output_dir):  # this process holds it: the run's own open gets refused
-      classifier_run.ClassifierRun(self.w.flags(do_eval=True, output_dir=output_dir)).run()
+      classifier_run.ClassifierRun(self.w.run_config(do_eval=True, output_dir=output_dir)).run()
 
   def stale_lock(self):
     output_dir = self.copy("stale")
@@ -305,7 +305,7 @@ class Probe(object):
       f.write("%d\n" % dead.pid)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      classifier_run.ClassifierRun(self.w.flags(do_eval=True, output_dir=output_dir)).run()
+      classifier_run.ClassifierRun(self.w.run_config(do_eval=True, output_dir=output_dir)).run()
     return "Took over" in out.getvalue() and "took over the lock of dead pid %d" % dead.pid
 
   def legacy(self):
@@ -316,7 +316,7 @@ class Probe(object):
     with open(path, "w") as f:
       json.dump({k: signature[k] for k in ("bert_config", "labels")}, f)
     with contextlib.redirect_stdout(io.StringIO()):
-      classifier_run.ClassifierRun(self.w.flags(do_eval=True, output_dir=output_dir)).run()
+      classifier_run.ClassifierRun(self.w.run_config(do_eval=True, output_dir=output_dir)).run()
     with open(path) as f:
       return json.load(f) == signature and "accepted; vocab, casing, length recorded"
 
@@ -328,8 +328,8 @@ class Probe(object):
     with open(os.path.join(data_dir, "test.csv"), "w", encoding="utf-8") as f:
       f.write("\n".join(lines[:2] + [""] + lines[2:]) + "\n")
     with contextlib.redirect_stdout(io.StringIO()):
-      classifier_run.ClassifierRun(self.w.flags(do_predict=True, output_dir=output_dir,
-                                                data_dir=data_dir)).run()
+      classifier_run.ClassifierRun(self.w.run_config(do_predict=True, output_dir=output_dir,
+                                                     data_dir=data_dir)).run()
     with open(os.path.join(output_dir, "test_results.tsv")) as f:
       rows = f.read().splitlines()
     return len(rows) == len(lines) + 1 and rows[2] == "nan\tnan" and "row of nan at the blank"
@@ -338,16 +338,16 @@ class Probe(object):
     output_dir = self.cut(self.copy("cut_cache"), "train.tf_record", 0.6)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      classifier_run.ClassifierRun(self.w.flags(do_train=True, output_dir=output_dir,
-                                                num_train_steps=tr.TRAINED_STEPS)).run()
+      classifier_run.ClassifierRun(self.w.run_config(do_train=True, output_dir=output_dir,
+                                                     num_train_steps=tr.TRAINED_STEPS)).run()
     return "rebuilding" in out.getvalue() and "named and rebuilt"
 
   def bad_sidecar(self):
     output_dir = self.cut(self.copy("bad_sidecar"), "train.tf_record.json", 0.5)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-      classifier_run.ClassifierRun(self.w.flags(do_train=True, output_dir=output_dir,
-                                                num_train_steps=tr.TRAINED_STEPS)).run()
+      classifier_run.ClassifierRun(self.w.run_config(do_train=True, output_dir=output_dir,
+                                                     num_train_steps=tr.TRAINED_STEPS)).run()
     return "Wrote" in out.getvalue() and "rebuilt"
 
   @staticmethod
@@ -378,14 +378,14 @@ class Probe(object):
       output_dir = os.path.join(mount_point, "out")
       shutil.copytree(self.w.trained, output_dir)
       self.fill(mount_point)
-      classifier_run.ClassifierRun(self.w.flags(
+      classifier_run.ClassifierRun(self.w.run_config(
           do_train=True, output_dir=output_dir, num_train_steps=tr.TRAINED_STEPS + 4,
           log_every_n_steps=1)).run()
 
   def full_disk_export(self):
     with self.tmpfs("full2") as mount_point:
       self.fill(mount_point)
-      classifier_run.ClassifierRun(self.w.flags(
+      classifier_run.ClassifierRun(self.w.run_config(
           do_export=True, export_dir=os.path.join(mount_point, "export"))).run()
 
 

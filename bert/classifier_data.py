@@ -21,7 +21,8 @@ from bert.features import (InputExample, InputFeatures, convert_examples_to_feat
                            convert_single_example, truncate_pair)
 
 # Bump when the record layout changes: cached TFRecords of another version are rebuilt.
-FEATURE_FORMAT_VERSION = 2
+# 3: the sidecar says which optional fields the records hold (has_teacher_logits, has_label).
+FEATURE_FORMAT_VERSION = 3
 
 
 def read_lines(path):
@@ -410,8 +411,13 @@ def remove_orphaned_temp_files(record_file):
         pass  # another process cleaned it first
 
 
-def write_records(record_file, examples_iter, fingerprint, stats):
-  """Writes tf.Examples to record_file atomically, with a sidecar JSON of fingerprint and stats."""
+def write_records(record_file, examples_iter, fingerprint, stats, has_teacher_logits=False,
+                  has_label=False):
+  """Writes tf.Examples to record_file atomically, with a sidecar JSON of fingerprint and stats.
+
+  has_teacher_logits, has_label: whether the records hold those optional fields; recorded in the
+  sidecar, which is what input_fn_for_record reads them from.
+  """
   directory = os.path.dirname(os.path.abspath(record_file))
   tf.io.gfile.makedirs(directory)
   remove_orphaned_temp_files(record_file)
@@ -423,7 +429,8 @@ def write_records(record_file, examples_iter, fingerprint, stats):
         writer.write(example.SerializeToString())
         count += 1
     info = dict(stats, num_examples=count, fingerprint=fingerprint,
-                record_bytes=os.path.getsize(temp_file))
+                record_bytes=os.path.getsize(temp_file),
+                has_teacher_logits=bool(has_teacher_logits), has_label=bool(has_label))
     with open(temp_file + ".json", "w", encoding="utf-8") as f:
       json.dump(info, f, indent=1, ensure_ascii=False)
   except BaseException:
@@ -519,7 +526,8 @@ def write_transfer_records(record_file, labelled_record, transfer_features, fing
   return write_records(record_file, (_Serialized(r) for r in records), fingerprint,
                        {"num_labelled": num_labelled,
                         "num_transfer": len(records) - num_labelled,
-                        "num_transfer_truncated": sum(f.truncated for f in transfer_features)})
+                        "num_transfer_truncated": sum(f.truncated for f in transfer_features)},
+                       has_label=True)
 
 
 def parse_spec(num_labels=None, with_teacher_logits=False, with_has_label=False):
@@ -537,6 +545,14 @@ def default_bucket_boundaries(max_seq_length):
   """Sequence-length bucket upper bounds: fine where reviews are common, coarse beyond."""
   bounds = [b for b in (16, 32, 48, 64, 96, 128, 192, 256, 384, 512) if b < max_seq_length]
   return bounds + [max_seq_length]
+
+
+def input_fn_for_record(record_file, info, is_training, max_seq_length, **kwargs):
+  """input_fn_builder for a record file written by write_records: its optional fields (teacher
+  logits, has_label) as its sidecar info records them."""
+  return input_fn_builder(record_file, is_training, max_seq_length,
+                          with_teacher_logits=info["has_teacher_logits"],
+                          with_has_label=info["has_label"], **kwargs)
 
 
 def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic",

@@ -107,11 +107,14 @@ def positive(value, flag):
     raise UsageError("--%s: must be > 0, got %s" % (flag, value))
 
 
-def check_float_flags(fv):
-  """Every float flag (learning_rate, temperature, alpha, any added later) is finite."""
-  for name in sorted(fv):
-    if isinstance(fv[name].value, float):
-      finite(fv[name].value, name)
+def check_float_flags(values):
+  """Every float flag (learning_rate, temperature, alpha, any added later) is finite.
+
+  values: {flag name: value}.
+  """
+  for name in sorted(values):
+    if isinstance(values[name], float):
+      finite(values[name], name)
 
 
 def check_flags(fv):
@@ -133,8 +136,8 @@ def check_flags(fv):
                "max_seq_length", "save_checkpoints_steps", "keep_checkpoint_max",
                "temperature"):
     positive(getattr(fv, flag), flag)
-  if hasattr(fv, "flag_values_dict"):  # absl FlagValues (tests may pass a namespace)
-    check_float_flags(fv)
+  # absl FlagValues, or a namespace of a RunConfig's settings
+  check_float_flags(fv.flag_values_dict() if hasattr(fv, "flag_values_dict") else vars(fv))
   if fv.num_train_steps < 0:
     raise UsageError("--num_train_steps: must be >= 0 (0: train for --num_train_epochs), got %d" %
                      fv.num_train_steps)

@@ -337,21 +337,21 @@ class DistillConfig(object):
     teacher: index of the teacher the matches use.
   """
 
-  def __init__(self, fv, teacher_configs, student_config):
-    """teacher_configs: the bert_config dict of each --teacher_model; student_config: the
-    student's. fv: the distillation flags (the match flags may be absent: their defaults)."""
-    data = read_config_file(getattr(fv, "distill_config", None))
-    where = ("--distill_config %s" % fv.distill_config if getattr(fv, "distill_config", None)
-             else "--distill_preset")
-    teacher_paths = [path for path, _ in parse_teacher_models(fv.teacher_model)]
-    self.teacher = match_teacher(data.get("teacher", getattr(fv, "match_teacher", None)),
-                                 teacher_paths)
+  def __init__(self, teacher_configs, student_config, teacher_paths, alpha, temperature,
+               config_file=None, preset="none", layer_map=None, stage="full", teacher=None):
+    """teacher_configs: the bert_config dict of each teacher (teacher_paths: their
+    --teacher_model paths); student_config: the student's. The rest: the flags' values
+    (--alpha, --temperature, --distill_config, --distill_preset, --distill_layer_map,
+    --distill_stage, --match_teacher as teacher); --distill_config's keys take precedence."""
+    data = read_config_file(config_file)
+    where = "--distill_config %s" % config_file if config_file else "--distill_preset"
+    self.teacher = match_teacher(data.get("teacher", teacher), list(teacher_paths))
     teacher_config = teacher_configs[self.teacher]
-    self.stage = data.get("stage", getattr(fv, "distill_stage", "full"))
-    self.alpha = parse_schedule(data.get("alpha", fv.alpha), "alpha")
-    self.temperature = parse_schedule(data.get("temperature", fv.temperature), "temperature")
-    preset = data.get("preset", getattr(fv, "distill_preset", "none") or "none")
-    layer_map = parse_layer_map(data.get("layer_map", getattr(fv, "distill_layer_map", None)))
+    self.stage = data.get("stage", stage)
+    self.alpha = parse_schedule(data.get("alpha", alpha), "alpha")
+    self.temperature = parse_schedule(data.get("temperature", temperature), "temperature")
+    preset = data.get("preset", preset or "none")
+    layer_map = parse_layer_map(data.get("layer_map", layer_map))
     entries = preset_matches(preset, layer_map, teacher_config["num_hidden_layers"],
                              student_config["num_hidden_layers"])
     entries = entries + list(data.get("matches", []))

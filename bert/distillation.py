@@ -200,8 +200,11 @@ class Teacher(object):
     """
     return self.outputs(input_ids, input_mask, segment_ids)[0]
 
-  def write_logits(self, record_file, output_file, fingerprint, batch_size=128, max_tokens=2048):
+  def write_logits(self, record_file, output_file, fingerprint, has_label=False, batch_size=128,
+                   max_tokens=2048):
     """One batched teacher pass over record_file; writes its records in order + `teacher_logits`.
+
+    has_label: whether record_file's records hold has_label (a transfer set's do): so do these.
 
     Batches are formed in order of length, each padded to its longest example only: on short
     texts (the takeaway reviews: median 16 tokens, a few over 100) batches of records in file
@@ -252,7 +255,8 @@ class Teacher(object):
 
     accuracy = float(np.mean(labels == np.argmax(logits, -1))) if len(examples) else 0.0
     return classifier_data.write_records(output_file, records(), fingerprint,
-                                         {"teacher_accuracy": accuracy})
+                                         {"teacher_accuracy": accuracy}, has_teacher_logits=True,
+                                         has_label=has_label)
 
 
 def _read_records(record_file, chunk=4096):

@@ -1,4 +1,4 @@
-"""What the machine computes natively, for --precision=auto. No TensorFlow here.
+"""What the machine computes natively, for --precision=auto. TensorFlow only to list GPUs.
 
 bf16 pays where the hardware has bf16 arithmetic: CPUs with AVX512_BF16 or AMX-BF16 (measured
 1.3–1.6× fp32 training throughput on AVX512_BF16), NVIDIA GPUs of compute capability 8.0 and
@@ -21,6 +21,17 @@ def cpu_flags(cpuinfo="/proc/cpuinfo"):
   except OSError:
     pass
   return frozenset()
+
+
+def visible_gpu_capabilities():
+  """(major, minor) compute capability of each GPU TensorFlow sees; empty on a CPU."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  capabilities = []
+  for gpu in tf.config.list_physical_devices("GPU"):
+    capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+    if capability:
+      capabilities.append(tuple(capability))
+  return capabilities
 
 
 def choose_precision(requested, flags=(), gpu_capabilities=()):

@@ -13,7 +13,7 @@ if __package__ in (None, ""):  # run as `python bert/run_classifier.py`
 
 from absl import app, flags
 
-from bert import classifier_flags, quiet
+from bert import classifier_flags, quiet, run_config
 from bert.errors import run_main
 
 FLAGS = flags.FLAGS
@@ -23,9 +23,9 @@ classifier_flags.define_flags()
 def main(argv):
   del argv
   quiet.configure(FLAGS.verbose)  # before TensorFlow loads: its notices are filtered
-  classifier_flags.check_flags(FLAGS)  # before TensorFlow loads: a bad flag fails at once
+  config = run_config.RunConfig.from_flags(FLAGS)  # flags checked before TensorFlow loads
   from bert import classifier_run  # pylint: disable=import-outside-toplevel
-  classifier_run.ClassifierRun(FLAGS).run()
+  classifier_run.ClassifierRun(config).run()
 
 
 if __name__ == "__main__":

@@ -225,18 +225,17 @@ def vocab_file(tmp_path):
   return write_vocab(tmp_path / "vocab.txt")
 
 
-def distill_flag_values(**overrides):
-  """run_classifier_distill's flags at their defaults, as attributes, with overrides (quiet
-  logging, no intermediate checkpoints): a flags object for ClassifierRun/DistillRun in-process."""
-  import types
-  from absl import flags as absl_flags
-  from bert import classifier_flags
-  fv = absl_flags.FLAGS
-  classifier_flags.define_distill_flags(fv)
-  values = {name: fv[name].default for name in fv}
-  values.update(log_every_n_steps=1000, save_checkpoints_steps=100000)
-  values.update(overrides)
-  return types.SimpleNamespace(**values)
+def run_config(distill=True, **values):
+  """A RunConfig (RunConfig.create: checked, derived values computed) with the entry points'
+  defaults, quiet logging and no intermediate checkpoints, then values by flag name.
+
+  distill=False drops the distillation settings: a run_classifier.py config (a teacher's).
+  """
+  from bert import run_config as run_config_lib
+  values = dict(dict(log_every_n_steps=1000, save_checkpoints_steps=100000), **values)
+  if not distill:
+    values = {k: v for k, v in values.items() if k not in run_config_lib.DISTILL_NAMES}
+  return run_config_lib.RunConfig.create(**values)
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ def distill_soft_losses(root, distribution_name, steps=4):
   --teacher_logits=online; returns the per-step soft_loss values from its TensorBoard events."""
   import tensorflow as tf
   from absl import flags as absl_flags
-  from bert import classifier, classifier_flags, distill_run, export, modeling
+  from bert import classifier, classifier_flags, distill_run, export, modeling, run_config
   modeling.dropout = lambda x, rate: x
   tf1 = tf.compat.v1
   data_dir = os.path.join(root, "data")
@@ -92,7 +92,7 @@ def distill_soft_losses(root, distribution_name, steps=4):
           "--distribution=" + distribution_name, "--alpha=0.7", "--temperature=2",
           "--precision=fp32",  # exact comparison: not bf16 where --precision=auto would pick it
           "--num_devices=%d" % (2 if distribution_name == "mirrored" else 0)])
-  distill_run.DistillRun(values).run()
+  distill_run.DistillRun(run_config.RunConfig.from_flags(values)).run()
   losses = {}
   for path in tf.io.gfile.glob(os.path.join(output_dir, "events.out.tfevents.*")):
     for event in tf1.train.summary_iterator(path):

@@ -1,6 +1,7 @@
 """Processors, cached unpadded features, dynamic padding and length bucketing."""
 
 import collections
+import json
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 from bert import classifier, classifier_data, tokenization
 from bert.classifier_run import ClassifierRun
+from bert.run_config import RunConfig
 from bert.errors import UsageError
 
 import conftest
@@ -160,7 +162,7 @@ def _run_for(tmp_path, default_vocab, output_dir="out", **overrides):
                 output_dir=str(tmp_path / output_dir), do_train=True, max_seq_length=16,
                 labels="0,1")
   values.update(overrides)
-  return ClassifierRun(conftest.classifier_flags(**values))
+  return ClassifierRun(RunConfig.from_flags(conftest.classifier_flags(**values)))
 
 
 def test_features_are_cached_and_rebuilt_when_inputs_change(tmp_path, vocab_file, capsys):
@@ -210,6 +212,27 @@ def test_features_are_cached_and_rebuilt_when_inputs_change(tmp_path, vocab_file
                        lines[1:]))
   _, info, _, out = build(vocab_file=other_vocab)
   assert "Wrote" in out and info["num_examples"] == 40
+
+
+def test_feature_cache_of_an_older_format_is_rebuilt_not_misread(tmp_path, vocab_file, capsys):
+  """Format 2 sidecars did not say which optional fields the records hold (the run guessed it from
+  the file name): their fingerprint no longer matches, so they are rebuilt once."""
+  data_dir = tmp_path / "data"
+  data_dir.mkdir()
+  write(data_dir / "train.tsv", "".join("%s\t%s\n" % line
+                                        for line in conftest.review_lines(12, seed=4)))
+  conftest.write_config(tmp_path / "bert_config.json")
+  path, info = _run_for(tmp_path, vocab_file).features("train")
+  assert info["has_teacher_logits"] is False and info["has_label"] is False
+  old = dict(info, fingerprint=dict(info["fingerprint"], format=2))
+  del old["has_teacher_logits"], old["has_label"]
+  with open(path + ".json", "w", encoding="utf-8") as f:
+    json.dump(old, f)
+  capsys.readouterr()
+  _, rebuilt = _run_for(tmp_path, vocab_file).features("train")
+  assert "Wrote" in capsys.readouterr().out
+  assert rebuilt["fingerprint"]["format"] == classifier_data.FEATURE_FORMAT_VERSION == 3
+  assert rebuilt["has_teacher_logits"] is False and rebuilt["has_label"] is False
 
 
 def _record_input_ids(path):

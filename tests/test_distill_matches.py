@@ -402,7 +402,7 @@ def tinybert_student(kit):
                     do_export=True, export_dir=export_base)
   with captured() as out:
     run.run()
-  return types.SimpleNamespace(output_dir=run.flags.output_dir, log=out.getvalue(),
+  return types.SimpleNamespace(output_dir=run.config.output_dir, log=out.getvalue(),
                                version_dir=export.resolve_version_dir(export_base))
 
 
@@ -451,10 +451,10 @@ def test_two_stages_continue_from_the_first_checkpoint(kit):
     first.run()
   stage1_log = out.getvalue()
   assert progress(stage1_log, "match/hidden_s1_t1_mse")
-  stage1 = tf.train.latest_checkpoint(first.flags.output_dir)
+  stage1 = tf.train.latest_checkpoint(first.config.output_dir)
   assert stage1.endswith("model.ckpt-6")
   second = kit.distill("stage2", bert_config_file=kit.narrow2_config, alpha=0.5,
-                       init_checkpoint=first.flags.output_dir, num_train_steps=1,
+                       init_checkpoint=first.config.output_dir, num_train_steps=1,
                        learning_rate=1e-9, do_train=True)
   with captured() as out:
     second.run()
@@ -462,7 +462,7 @@ def test_two_stages_continue_from_the_first_checkpoint(kit):
   assert "from %s" % stage1 in log, log
   assert not progress(log, "match/hidden_s1_t1_mse")
   before = tf.train.load_checkpoint(stage1)
-  after = tf.train.load_checkpoint(tf.train.latest_checkpoint(second.flags.output_dir))
+  after = tf.train.load_checkpoint(tf.train.latest_checkpoint(second.config.output_dir))
   names = [n for n in after.get_variable_to_shape_map() if n.startswith("bert/")
            and "adam" not in n.lower()]
   assert len(names) > 30

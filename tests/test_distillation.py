@@ -20,7 +20,8 @@ import tensorflow as tf
 import conftest
 from bert import classifier, classifier_run, distillation, export, modeling
 from bert.errors import UsageError, run_main
-from bert.distill_run import TEACHER_RECORD_SUFFIX, DistillRun
+from bert.distill_features import TEACHER_RECORD_SUFFIX
+from bert.distill_run import DistillRun
 from bert.training import ModeKeys
 
 tf1 = tf.compat.v1
@@ -66,7 +67,7 @@ def review_lines(count, seed):
   return lines
 
 
-flag_values = conftest.distill_flag_values
+run_config = conftest.run_config
 captured = conftest.captured
 
 
@@ -97,25 +98,26 @@ class Kit(object):
       self.teacher_dir = export.resolve_version_dir(self.teacher_export)
       self.weak_dir = self.export_untrained(self.deep_config, self.weak_export)
 
-  def flags(self, output_dir, **overrides):
+  def config(self, output_dir, distill=True, **overrides):
     values = dict(task_name="emotion", data_dir=self.data_dir, vocab_file=self.vocab_file,
                   output_dir=os.path.join(self.root, output_dir), max_seq_length=MAX_SEQ_LENGTH,
                   train_batch_size=32, eval_batch_size=32, learning_rate=2e-3,
                   warmup_proportion=0.0, bert_config_file=self.student_config,
                   teacher_model=self.teacher_export)
     values.update(overrides)
-    return flag_values(**values)
+    return run_config(distill, **values)
 
   def train_plain(self, output_dir, config, steps, **overrides):
     """run_classifier.py's sequence: a model trained on the labels only (and exported)."""
-    fv = self.flags(output_dir, bert_config_file=config, do_train=True, num_train_steps=steps,
-                    do_export="export_dir" in overrides, temperature=1.0, **overrides)
-    classifier_run.ClassifierRun(fv).run()
-    return fv.output_dir
+    config = self.config(output_dir, False, bert_config_file=config, do_train=True,
+                         num_train_steps=steps, do_export="export_dir" in overrides,
+                         temperature=1.0, **overrides)
+    classifier_run.ClassifierRun(config).run()
+    return config.output_dir
 
   def distill(self, output_dir, **overrides):
     """A DistillRun (not yet run), by default a 1-layer student of the trained teacher."""
-    return DistillRun(self.flags(output_dir, **overrides))
+    return DistillRun(self.config(output_dir, **overrides))
 
   def export_untrained(self, config_file, export_dir, seed=7):
     config = modeling.BertConfig.from_json_file(config_file)
@@ -202,15 +204,15 @@ def test_online_and_cached_losses_match_on_the_same_batch(kit):
     cached_file, info = run.teacher_features("train")
   assert info["num_examples"] == 256 and info["teacher_accuracy"] >= 0.95
   # The teacher pass batches by length but writes the records back in their order.
-  plain_file = os.path.join(run.flags.output_dir, "train.tf_record")
+  plain_file = os.path.join(run.config.output_dir, "train.tf_record")
   assert record_fields(cached_file, "input_ids") == record_fields(plain_file, "input_ids")
   assert record_fields(cached_file, "label_ids") == record_fields(plain_file, "label_ids")
   with tf.Graph().as_default():
     tf1.set_random_seed(1)
-    dataset = run.input_fn(cached_file, False)({"batch_size": 40})
+    dataset = run.input_fn(cached_file, info, False)({"batch_size": 40})
     features, _ = tf1.data.make_one_shot_iterator(dataset).get_next()
     assert "teacher_logits" in features
-    logits, _ = classifier.classifier_logits(run.bert_config, False, features["input_ids"],
+    logits, _ = classifier.classifier_logits(run.config.bert_config, False, features["input_ids"],
                                              features["input_mask"], features["segment_ids"], 2)
     build = run.loss_builder()
     cached = build(features, logits, features["label_ids"], 2, ModeKeys.TRAIN)
@@ -259,7 +261,7 @@ def training_graph(run, cached):
     if cached:
       features["teacher_logits"] = tf1.placeholder(tf.float32, [None, 2], name="teacher_logits")
     tf1.train.get_or_create_global_step()
-    spec = run.model_fn_for_run(features, None, ModeKeys.TRAIN, {})
+    spec = run.trainer.model_fn(features, None, ModeKeys.TRAIN, {})
     assert spec.train_op is not None
     return graph.as_graph_def(), {v.op.name for v in tf1.global_variables()}
 
@@ -293,7 +295,7 @@ def online_student(kit):
                     do_eval=True, do_export=True, export_dir=export_base)
   with captured() as out:
     run.run()
-  return Trained(run.flags.output_dir, out.getvalue(), export_base)
+  return Trained(run.config.output_dir, out.getvalue(), export_base)
 
 
 @pytest.fixture(scope="module")
@@ -311,7 +313,7 @@ def cached_student(kit):
                     do_train=True)
   with captured() as out:
     run.run()
-  return Trained(run.flags.output_dir, out.getvalue())
+  return Trained(run.config.output_dir, out.getvalue())
 
 
 def test_student_trained_on_soft_labels_agrees_with_teacher(online_student):
@@ -435,7 +437,7 @@ def mapped_student(kit):
                     num_train_steps=1, learning_rate=1e-9, teacher_logits="cached")
   with captured() as out:
     run.run()
-  return Trained(run.flags.output_dir, out.getvalue())
+  return Trained(run.config.output_dir, out.getvalue())
 
 
 def test_weak_teacher_warns_before_training(kit, mapped_student):

@@ -29,6 +29,7 @@ import tensorflow as tf
 from bert import classifier, classifier_data, classifier_run, export
 from bert.errors import UsageError, run_main
 from bert.distill_run import DistillRun
+from bert.run_config import RunConfig
 
 import conftest
 
@@ -82,7 +83,7 @@ class World(object):
                                         num_hidden_layers=1)
     self.trained = os.path.join(root, "trained")
     self.export_dir = os.path.join(root, "export")
-    run = classifier_run.ClassifierRun(self.flags(
+    run = classifier_run.ClassifierRun(self.run_config(
         do_train=True, num_train_steps=TRAINED_STEPS, save_checkpoints_steps=2, do_export=True,
         export_dir=self.export_dir))
     run.run()
@@ -101,6 +102,14 @@ class World(object):
   def flags(self, **overrides):
     """run_classifier's flags, parsed as on its command line."""
     return conftest.classifier_flags(**self.values(**overrides))
+
+  def run_config(self, **overrides):
+    """The RunConfig of those flags, as run_classifier.py builds it."""
+    return RunConfig.from_flags(self.flags(**overrides))
+
+  def distill_run_config(self, teacher_model=None, alpha=0.5, **overrides):
+    """The RunConfig of distill_flags, as run_classifier_distill.py builds it."""
+    return RunConfig.from_flags(self.distill_flags(teacher_model, alpha, **overrides))
 
   def distill_flags(self, teacher_model=None, alpha=0.5, **overrides):
     """run_classifier_distill's flags (every one, defaults included), parsed as on its command
@@ -353,8 +362,8 @@ def run_in_process(make_run, capsys):
 
 def make_run(world, entry, overrides):
   if entry == "distill":
-    return lambda: DistillRun(world.distill_flags(**overrides))
-  return lambda: classifier_run.ClassifierRun(world.flags(**overrides))
+    return lambda: DistillRun(world.distill_run_config(**overrides))
+  return lambda: classifier_run.ClassifierRun(world.run_config(**overrides))
 
 
 def assert_one_line_error(err, words, world):
@@ -431,8 +440,8 @@ def test_long_text_is_truncated_and_counted_not_an_error(world, capsys):
   data_dir = world.data("long", (good_lines() + "%s好&1\n好%s&1\n" % (long_text, long_text))
                         .encode())
   output_dir = world.path("long_output")
-  run = classifier_run.ClassifierRun(world.flags(do_train=True, data_dir=data_dir,
-                                                 output_dir=output_dir))
+  run = classifier_run.ClassifierRun(world.run_config(do_train=True, data_dir=data_dir,
+                                                      output_dir=output_dir))
   capsys.readouterr()
   record_file, info = run.features("train")
   out = capsys.readouterr().out
@@ -612,7 +621,7 @@ def test_kill_9_during_export_leaves_no_loadable_partial_version(world, capsys):
 
   # The next export succeeds, removes the killed one's temp dir and adds a complete version.
   capsys.readouterr()
-  classifier_run.ClassifierRun(world.flags(do_export=True, export_dir=export_dir)).run()
+  classifier_run.ClassifierRun(world.run_config(do_export=True, export_dir=export_dir)).run()
   assert "Exported SavedModel to" in capsys.readouterr().out
   assert not temp_dirs()
   after = complete_versions(export_dir)
@@ -633,7 +642,7 @@ def test_kill_9_during_training_then_same_command_resumes(world, capsys):
   # The same command again (in-process: the same flags through the same run_main path).
   capsys.readouterr()
   assert run_main(lambda argv: classifier_run.ClassifierRun(
-      world.flags(**world.train_overrides)).run(), []) is None
+      world.run_config(**world.train_overrides)).run(), []) is None
   out = capsys.readouterr().out
   latest = os.path.join(output_dir, "model.ckpt-%d" % max(steps))
   assert "Resuming from %s" % latest in out, out

@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from bert import classifier_run, export, training
+from bert import classifier_run, export, training, vocab
 from bert.distill_run import DistillRun
 
 import conftest
@@ -35,18 +35,18 @@ def world(tmp_path_factory):
 
 
 def run_classifier(world, capsys, **overrides):
-  return run_in_process(lambda: classifier_run.ClassifierRun(world.flags(**overrides)), capsys)
+  return run_in_process(lambda: classifier_run.ClassifierRun(world.run_config(**overrides)), capsys)
 
 
 def run_ok(world, capsys, **overrides):
   """A run that must succeed: its stdout."""
   capsys.readouterr()
-  classifier_run.ClassifierRun(world.flags(**overrides)).run()
+  classifier_run.ClassifierRun(world.run_config(**overrides)).run()
   return capsys.readouterr().out
 
 
 def run_distill(world, capsys, **overrides):
-  return run_in_process(lambda: DistillRun(world.distill_flags(**overrides)), capsys)
+  return run_in_process(lambda: DistillRun(world.distill_run_config(**overrides)), capsys)
 
 
 def expect_error(world, capsys, words, entry="classifier", keep=None, **overrides):
@@ -85,11 +85,11 @@ def swapped_vocab(world):
 # -- 1. a rerun with another vocab of the same size --------------------------------------------
 
 def test_rerun_with_another_vocab_of_the_same_size_is_refused(world, capsys):
-  recorded = classifier_run.vocab_fingerprint(world.vocab)
+  recorded = vocab.vocab_fingerprint(world.vocab)
   other = swapped_vocab(world)
   line, _ = expect_error(world, capsys, [
       "--output_dir {trained}:", "different model", "vocab_sha256: %s recorded" % recorded,
-      "%s now" % classifier_run.vocab_fingerprint(other)], do_eval=True, vocab_file=other)
+      "%s now" % vocab.vocab_fingerprint(other)], do_eval=True, vocab_file=other)
   # The export too would carry the wrong vocab: refused the same way.
   expect_error(world, capsys, ["vocab_sha256"], do_export=True, export_dir=world.export_dir,
                vocab_file=other)

@@ -5,6 +5,7 @@ distillation run with --augment_copies=2.
 Everything runs in-process on a 1-layer, 32-wide teacher and student.
 """
 
+import dataclasses
 import json
 import os
 import random
@@ -18,8 +19,10 @@ import tensorflow as tf
 
 import conftest
 from bert import augment, classifier_data, classifier_flags, classifier_run
-from bert.distill_run import TEACHER_RECORD_SUFFIX, TRANSFER_RECORD, DistillRun
+from bert.distill_features import TEACHER_RECORD_SUFFIX, TRANSFER_RECORD
+from bert.distill_run import DistillRun
 from bert.errors import UsageError
+from bert.run_config import DistillSettings
 from bert import distillation
 
 tf1 = tf.compat.v1
@@ -58,7 +61,7 @@ def review_lines(count, seed):
   return lines
 
 
-flag_values = conftest.distill_flag_values
+make_config = conftest.run_config
 captured = conftest.captured
 
 
@@ -76,19 +79,19 @@ class Kit(object):
     self.config = os.path.join(root, "config.json")
     write(self.config, json.dumps(tiny_config()))
     self.teacher_export = os.path.join(root, "teacher_export")
-    fv = self.flags("teacher", do_train=True, num_train_steps=60, do_export=True,
-                    export_dir=self.teacher_export, temperature=1.0)
+    config = self.run_config("teacher", False, do_train=True, num_train_steps=60,
+                             do_export=True, export_dir=self.teacher_export, temperature=1.0)
     with captured():
-      classifier_run.ClassifierRun(fv).run()
+      classifier_run.ClassifierRun(config).run()
 
-  def flags(self, output_dir, **overrides):
+  def run_config(self, output_dir, distill=True, **overrides):
     values = dict(task_name="emotion", data_dir=self.data_dir, vocab_file=self.vocab_file,
                   output_dir=os.path.join(self.root, output_dir), max_seq_length=MAX_SEQ_LENGTH,
                   train_batch_size=16, eval_batch_size=32, learning_rate=3e-3,
                   warmup_proportion=0.0, bert_config_file=self.config,
                   teacher_model=self.teacher_export)
     values.update(overrides)
-    return flag_values(**values)
+    return make_config(distill, **values)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +101,12 @@ def kit(tmp_path_factory):
 
 def records(record_file):
   return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(record_file)]
+
+
+def sidecar(record_file):
+  """The info JSON written beside a record file (classifier_data.write_records)."""
+  with open(record_file + ".json", encoding="utf-8") as f:
+    return json.load(f)
 
 
 def ints(example, name):
@@ -249,7 +258,8 @@ def test_transfer_flags_are_checked():
                            "--augment_mask_prob + --augment_replace_prob"),
                           (dict(augment_max_ngram=0), "--augment_max_ngram")):
     with pytest.raises(UsageError) as error:
-      classifier_flags.check_transfer_flags(flag_values(**overrides))
+      classifier_flags.check_transfer_flags(types.SimpleNamespace(
+          **dict(dataclasses.asdict(DistillSettings()), **overrides)))
     assert str(error.value).startswith(flag + ":") and "\n" not in str(error.value)
 
 
@@ -326,13 +336,13 @@ def augmented_run(kit):
   """A cached-logit student distilled with --augment_copies=2 and a 4-line --transfer_file."""
   transfer = write(os.path.join(kit.root, "transfer.txt"),
                    "the food was good\n\nwe ate a bad meal\nthe [MASK] was great\nfine\n")
-  run = DistillRun(kit.flags("augmented", teacher_logits="cached", do_train=True, do_eval=True,
-                             num_train_steps=30, augment_copies=2, transfer_file=transfer,
-                             alpha=0.5))
+  run = DistillRun(kit.run_config("augmented", teacher_logits="cached", do_train=True, do_eval=True,
+                                  num_train_steps=30, augment_copies=2, transfer_file=transfer,
+                                  alpha=0.5))
   with captured() as out:
     run.run()
   return types.SimpleNamespace(run=run, log=out.getvalue(), transfer=transfer,
-                               output_dir=run.flags.output_dir)
+                               output_dir=run.config.output_dir)
 
 
 def test_augmented_text_keeps_labels_out(kit, augmented_run):
@@ -367,16 +377,18 @@ def test_cached_logits_cover_the_transfer_examples(kit, augmented_run):
 
 
 def test_input_fn_parses_has_label_only_for_transfer_records(kit, augmented_run):
+  """What a record file holds is in its info, not guessed from its name."""
   run = augmented_run.run
   cached = os.path.join(augmented_run.output_dir,
                         TRANSFER_RECORD[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX)
   plain = os.path.join(augmented_run.output_dir, "dev" + TEACHER_RECORD_SUFFIX)
   with tf.Graph().as_default():
     transfer_batch, _ = tf1.data.make_one_shot_iterator(
-        run.input_fn(cached, False)({"batch_size": 400})).get_next()
+        run.input_fn(cached, sidecar(cached), False)({"batch_size": 400})).get_next()
     dev_batch, _ = tf1.data.make_one_shot_iterator(
-        run.input_fn(plain, False)({"batch_size": 400})).get_next()
+        run.input_fn(plain, sidecar(plain), False)({"batch_size": 400})).get_next()
     assert "has_label" in transfer_batch and "has_label" not in dev_batch
+    assert "teacher_logits" in transfer_batch and "teacher_logits" in dev_batch
     with tf1.Session() as session:
       values = session.run(transfer_batch)
   assert values["has_label"].sum() == 96 and len(values["has_label"]) == 292
@@ -387,8 +399,8 @@ def test_cached_transfer_logits_are_reused_and_rebuilt_when_the_transfer_file_ch
   cached = os.path.join(augmented_run.output_dir,
                         TRANSFER_RECORD[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX)
   mtime = os.stat(cached).st_mtime_ns
-  fv = kit.flags("augmented", teacher_logits="cached", do_train=True, augment_copies=2,
-                 transfer_file=augmented_run.transfer, alpha=0.5)
+  fv = kit.run_config("augmented", teacher_logits="cached", do_train=True, augment_copies=2,
+                      transfer_file=augmented_run.transfer, alpha=0.5)
   with captured() as out:
     _, info = DistillRun(fv).train_features()
   assert "Reusing augmented transfer examples" in out.getvalue()
@@ -403,25 +415,25 @@ def test_cached_transfer_logits_are_reused_and_rebuilt_when_the_transfer_file_ch
   assert len(records(cached)) == 293
   # Another augmentation seed: new variants, new records.
   with captured() as out:
-    DistillRun(kit.flags("augmented", teacher_logits="cached", do_train=True, augment_copies=2,
-                         augment_seed=9, transfer_file=augmented_run.transfer,
-                         alpha=0.5)).train_features()
+    DistillRun(kit.run_config("augmented", teacher_logits="cached", do_train=True, augment_copies=2,
+                              augment_seed=9, transfer_file=augmented_run.transfer,
+                              alpha=0.5)).train_features()
   assert "Augmented 96 training texts into 192" in out.getvalue()
   assert "Wrote teacher logits for 293 train+transfer examples" in out.getvalue()
 
 
 def test_online_run_with_a_task_format_transfer_file(kit):
   # The training file itself as transfer set: its labels are read and dropped.
-  run = DistillRun(kit.flags("online_transfer", do_train=True, num_train_steps=4,
-                             transfer_file=os.path.join(kit.data_dir, "train.csv"),
-                             transfer_format="task"))
+  run = DistillRun(kit.run_config("online_transfer", do_train=True, num_train_steps=4,
+                                  transfer_file=os.path.join(kit.data_dir, "train.csv"),
+                                  transfer_format="task"))
   with captured() as out:
     run.run()
   assert "Training set: 96 labelled + 96 transfer examples = 192 per epoch" in out.getvalue()
   assert "Training 4 steps" in out.getvalue()
-  examples = records(os.path.join(run.flags.output_dir, TRANSFER_RECORD))
+  examples = records(os.path.join(run.config.output_dir, TRANSFER_RECORD))
   assert sorted(ints(e, "has_label")[0] for e in examples) == [0] * 96 + [1] * 96
-  missing = DistillRun(kit.flags("missing", do_train=True, transfer_file="/nonexistent.txt"))
+  missing = DistillRun(kit.run_config("missing", do_train=True, transfer_file="/nonexistent.txt"))
   with pytest.raises(UsageError, match="^--transfer_file /nonexistent.txt: not found$"):
     missing.train_features()
 
@@ -459,8 +471,8 @@ def test_sst2_benchmark_tiny_path_runs_end_to_end_and_reuses_its_stages(tmp_path
 
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
   checkpoint = write_mlm_checkpoint(str(tmp_path / "mlm"), favourite="fine")
-  fv = kit.flags("mlm_run", do_train=True, augment_copies=1, augment_mlm_checkpoint=checkpoint,
-                 augment_mlm_top_k=1, augment_replace_prob=0.5)
+  fv = kit.run_config("mlm_run", do_train=True, augment_copies=1, augment_mlm_checkpoint=checkpoint,
+                      augment_mlm_top_k=1, augment_replace_prob=0.5)
   with captured() as out:
     _, info = DistillRun(fv).train_features()
   assert "words chosen by the MLM" in out.getvalue(), out.getvalue()
