@@ -84,10 +84,9 @@ class ClassifierRun(object):
     c = self.config
     # Refuse before anything is written to output_dir: features, checkpoints or results.
     self.trainer.check_output_dir()
-    if not c.do_train and not self.trainer.latest_checkpoint():
-      raise UsageError("--output_dir %s: no checkpoint to %s (train first with --do_train)" %
-                       (c.output_dir, "evaluate" if c.do_eval else
-                        "predict with" if c.do_predict else "export"))
+    if not c.do_train:
+      self.trainer.checkpoint_or_error("evaluate" if c.do_eval else
+                                       "predict with" if c.do_predict else "export")
     if c.do_train and c.init_checkpoint:
       self.check_init_checkpoint()
     # One run at a time in output_dir, for the whole run.
@@ -170,11 +169,7 @@ class ClassifierRun(object):
 
   def export(self):
     c = self.config
-    checkpoint = self.trainer.latest_checkpoint()
-    if not checkpoint:
-      raise UsageError("--output_dir %s: no checkpoint to export (train first with --do_train)" %
-                       c.output_dir)
-    self.trainer.check_output_dir()
+    checkpoint = self.trainer.checkpoint_or_error("export")
     vocab = self.tokenizer.vocab
     warmup = export.default_warmup_inputs(c.max_seq_length, vocab["[CLS]"], vocab["[SEP]"],
                                           vocab["[UNK]"])

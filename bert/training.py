@@ -455,7 +455,9 @@ class Trainer(object):
 
   # -- evaluate / predict ----------------------------------------------------------------------
 
-  def _checkpoint_or_error(self, checkpoint_path, what):
+  def checkpoint_or_error(self, what, checkpoint_path=None):
+    """checkpoint_path, or output_dir's latest checkpoint after checking its signature; a
+    UsageError naming `what` ("evaluate", "export", ...) when there is none."""
     checkpoint = checkpoint_path or self.latest_checkpoint()
     if not checkpoint:
       raise UsageError("--output_dir %s: no checkpoint to %s (train first with --do_train)" %
@@ -465,8 +467,8 @@ class Trainer(object):
     return checkpoint
 
   def _run_to_end(self, input_fn, mode, batch_size, checkpoint_path, fetches_of):
-    checkpoint = self._checkpoint_or_error(checkpoint_path, "evaluate" if mode == ModeKeys.EVAL
-                                           else "predict with")
+    checkpoint = self.checkpoint_or_error("evaluate" if mode == ModeKeys.EVAL else "predict with",
+                                          checkpoint_path)
     graph = tf.Graph()
     with graph.as_default():
       spec = self._build(input_fn, mode, batch_size)
