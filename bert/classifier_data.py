@@ -530,12 +530,12 @@ def write_transfer_records(record_file, labelled_record, transfer_features, fing
                        has_label=True)
 
 
-def parse_spec(num_labels=None, with_teacher_logits=False, with_has_label=False):
+def parse_spec(num_labels=None, with_teacher_logits=False, with_has_label=False, num_teachers=1):
   spec = {"input_ids": tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True),
           "segment_ids": tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True),
           "label_ids": tf.io.FixedLenFeature([], tf.int64)}
   if with_teacher_logits:
-    spec["teacher_logits"] = tf.io.FixedLenFeature([num_labels], tf.float32)
+    spec["teacher_logits"] = tf.io.FixedLenFeature([num_teachers * num_labels], tf.float32)
   if with_has_label:
     spec["has_label"] = tf.io.FixedLenFeature([], tf.int64, default_value=1)
   return spec
@@ -552,16 +552,19 @@ def input_fn_for_record(record_file, info, is_training, max_seq_length, **kwargs
   logits, has_label) as its sidecar info records them."""
   return input_fn_builder(record_file, is_training, max_seq_length,
                           with_teacher_logits=info["has_teacher_logits"],
-                          with_has_label=info["has_label"], **kwargs)
+                          with_has_label=info["has_label"],
+                          num_teachers=info.get("num_teachers", 1), **kwargs)
 
 
 def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic",
                      num_labels=None, with_teacher_logits=False, bucket_boundaries=None,
-                     shuffle_buffer=20000, seed=None, num_epochs=None, with_has_label=False):
+                     shuffle_buffer=20000, seed=None, num_epochs=None, with_has_label=False,
+                     num_teachers=1):
   """Returns input_fn(params) → tf.data.Dataset of (features dict, label_ids) batches.
 
   Batches hold int32 `input_ids`, `input_mask`, `segment_ids` [batch_size, seq_length] and
-  `label_ids` [batch_size] (and float32 `teacher_logits` [batch_size, num_labels] when cached;
+  `label_ids` [batch_size] (and float32 `teacher_logits` [batch_size, num_teachers *
+  num_labels] when cached, each teacher's logits one after another;
   int32 `has_label` [batch_size], 0 for transfer-set examples, with with_has_label).
   padding: "fixed" pads to max_seq_length; "dynamic" pads each batch to its longest example,
   and when training groups examples into length buckets, padded to the bucket's bound, so step
@@ -570,7 +573,7 @@ def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic"
   """
   if padding not in ("fixed", "dynamic"):
     raise UsageError("--padding: expected fixed or dynamic, got %r" % padding)
-  spec = parse_spec(num_labels, with_teacher_logits, with_has_label)
+  spec = parse_spec(num_labels, with_teacher_logits, with_has_label, num_teachers)
 
   def decode(record):
     example = tf.io.parse_single_example(record, spec)
@@ -592,7 +595,7 @@ def input_fn_builder(input_files, is_training, max_seq_length, padding="dynamic"
     padded_shapes = {name: [None] for name in ("input_ids", "segment_ids", "input_mask")}
     padded_shapes["label_ids"] = []
     if with_teacher_logits:
-      padded_shapes["teacher_logits"] = [num_labels]
+      padded_shapes["teacher_logits"] = [num_teachers * num_labels]
     if with_has_label:
       padded_shapes["has_label"] = []
     if padding == "fixed":

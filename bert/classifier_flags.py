@@ -170,8 +170,8 @@ def define_distill_flags(flag_values=None):
                   "(its newest numeric version); several, an ensemble: PATH[:WEIGHT],...")
   f.DEFINE_float("alpha", 0.5, "Weight of the soft (teacher) loss, in [0, 1].")
   f.DEFINE_enum("teacher_logits", "online", ["online", "cached"], "online: the teacher runs in "
-                "the student's graph each step; cached: one teacher pass stores its logits in "
-                "the training features, reused across epochs and reruns.")
+                "the student's graph each step; cached: one pass of each teacher stores its logits "
+                "in the training features, reused across epochs and reruns.")
   f.DEFINE_string("transfer_file", None, "Transfer set: unlabelled examples taught by the "
                   "teacher's soft targets alone (alpha=1 for them), shuffled in with the labelled "
                   "training examples; an epoch covers both. Read as --transfer_format says.")

@@ -211,9 +211,6 @@ def check_flags(fv):
       raise UsageError("--teacher_logits=cached: intermediate matches (--distill_preset/"
                        "--distill_config) need the teacher in the student's graph; use "
                        "--teacher_logits=online")
-    if len(teachers) > 1:
-      raise UsageError("--teacher_logits=cached: takes one --teacher_model, got %d; use "
-                       "--teacher_logits=online for several" % len(teachers))
   if stage == "intermediate" and not matches and preset == "none":
     raise UsageError("--distill_stage=intermediate: needs matches (--distill_preset or "
                      "--distill_config), it trains on them alone")

@@ -7,7 +7,7 @@ when what decides it changed. The sidecar says which optional fields the records
 
 import os
 
-from bert import augment, classifier_data
+from bert import augment, classifier_data, distillation
 from bert.errors import UsageError
 from bert.training import log
 
@@ -15,17 +15,22 @@ TEACHER_RECORD_SUFFIX = ".teacher.tf_record"  # <records>.teacher.tf_record: + t
 TRANSFER_RECORD = "train_transfer.tf_record"  # labelled + transfer-set examples, with has_label
 
 
-def with_teacher_logits(teacher, record_file, base_info, what):
-  """(path, info) of record_file's records plus the teacher's logits [num_labels], in
-  `<name>.teacher.tf_record`; info adds teacher_accuracy. what: the records, for the log."""
-  fingerprint = dict(base_info["fingerprint"], extra=teacher.fingerprint())
+def with_teacher_logits(teachers, record_file, base_info, what):
+  """(path, info) of record_file's records plus the teachers' logits [num_teachers * num_labels]
+  (one teacher: [num_labels]), in `<name>.teacher.tf_record`; info adds num_teachers,
+  teacher_accuracy (the first teacher's) and teacher_accuracies. what: the records, for the log."""
+  extra = [t.fingerprint() for t in teachers]
+  fingerprint = dict(base_info["fingerprint"], extra=extra[0] if len(extra) == 1 else extra)
   output = record_file[:-len(".tf_record")] + TEACHER_RECORD_SUFFIX
   info = classifier_data.cached_record_info(output, fingerprint)
   if info:
     log("Reusing teacher logits %s" % output)
   else:
-    info = teacher.write_logits(record_file, output, fingerprint, has_label=base_info["has_label"])
-    log("Wrote teacher logits for %d %s examples to %s" % (info["num_examples"], what, output))
+    info = distillation.write_teachers_logits(teachers, record_file, output, fingerprint,
+                                              has_label=base_info["has_label"])
+    log("Wrote teacher logits%s for %d %s examples to %s" % (
+        " (%d teachers)" % len(teachers) if len(teachers) > 1 else "", info["num_examples"], what,
+        output))
   return output, info
 
 

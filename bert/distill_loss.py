@@ -13,20 +13,26 @@ from bert.training import ModeKeys, log
 def teacher_logits_for(features, teachers, config, temperature, training, teacher_average):
   """The teacher side: cached logits from the features, or the teachers run in the graph.
 
+  Cached logits of several teachers (features["teacher_logits"] [batch_size, num_teachers *
+  num_labels]) are averaged as the online ones are.
   Returns (logits float32 [batch_size, num_labels], {match key: intermediate tensor} of the
   matched teacher (config.teacher), for the matches of a training step).
   """
+  inner = {}
   if "teacher_logits" in features:
-    return features["teacher_logits"], {}
-  keys = sorted({distill_matches.teacher_key(match) for match in config.matches}) if training \
-      else []
-  all_logits, inner = [], {}
-  for index, teacher in enumerate(teachers):
-    logits, found = teacher.outputs(features["input_ids"], features["input_mask"],
-                                    features["segment_ids"], keys if index == config.teacher
-                                    else ())
-    all_logits.append(logits)
-    inner.update(found)
+    if len(teachers) == 1:
+      return features["teacher_logits"], inner
+    all_logits = tf.split(features["teacher_logits"], len(teachers), axis=-1)
+  else:
+    keys = sorted({distill_matches.teacher_key(match) for match in config.matches}) \
+        if training else []
+    all_logits = []
+    for index, teacher in enumerate(teachers):
+      logits, found = teacher.outputs(features["input_ids"], features["input_mask"],
+                                      features["segment_ids"], keys if index == config.teacher
+                                      else ())
+      all_logits.append(logits)
+      inner.update(found)
   return distill_matches.ensemble_logits(all_logits, [t.weight for t in teachers],
                                          temperature if training else 1.0, teacher_average), inner
 

@@ -15,8 +15,8 @@ from bert.training import log
 def load_teachers(config):
   """The teachers of config.distill.teacher_model, each checked against the student's task.
 
-  Several: an ensemble; the first is the one whose logits are cached and whose accuracy is
-  checked.
+  Several: an ensemble, whose logits are all cached (teacher_logits cached); the first is the
+  one whose accuracy is checked before training.
   """
   teachers = [distillation.Teacher(path, weight) for path, weight in config.distill.teachers]
   for teacher in teachers:
@@ -57,7 +57,7 @@ class DistillRun(classifier_run.ClassifierRun):
   def teacher_features(self, split):
     """The split's features plus the teacher's logits, cached while inputs and teacher are same."""
     record_file, info = self.features(split)
-    return distill_features.with_teacher_logits(self.teacher, record_file, info, split)
+    return distill_features.with_teacher_logits(self.teachers, record_file, info, split)
 
   def train_features(self):
     """The training records: labelled, plus the transfer set, plus cached teacher logits.
@@ -79,7 +79,7 @@ class DistillRun(classifier_run.ClassifierRun):
                                        info["num_examples"]))
     if c.distill.teacher_logits == "cached":
       record_file, teacher_info = distill_features.with_teacher_logits(
-          self.teacher, record_file, info, "train+transfer" if transfer else "train")
+          self.teachers, record_file, info, "train+transfer" if transfer else "train")
       counts = {k: info[k] for k in ("num_labelled", "num_transfer") if k in info}
       info = dict(teacher_info, **counts)
       if transfer:  # it counted the transfer examples' placeholder label 0

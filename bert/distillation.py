@@ -202,25 +202,20 @@ class Teacher(object):
 
   def write_logits(self, record_file, output_file, fingerprint, has_label=False, batch_size=128,
                    max_tokens=2048):
-    """One batched teacher pass over record_file; writes its records in order + `teacher_logits`.
+    """One batched teacher pass over record_file; writes its records in order + `teacher_logits`
+    (write_teachers_logits with this teacher alone). Returns the sidecar info."""
+    return write_teachers_logits([self], record_file, output_file, fingerprint, has_label,
+                                 batch_size, max_tokens)
 
-    has_label: whether record_file's records hold has_label (a transfer set's do): so do these.
+  def batch_logits(self, examples, lengths, batch_size=128, max_tokens=2048):
+    """The teacher's logits float32 [len(examples), num_labels] for tf.train.Examples.
 
     Batches are formed in order of length, each padded to its longest example only: on short
     texts (the takeaway reviews: median 16 tokens, a few over 100) batches of records in file
     order would be padded to ~90 tokens and cost several times the teacher's compute. A batch
     holds at most batch_size examples and batch_size × length ≤ max_tokens (or one example):
     on CPU, larger batches of long examples are slower per token.
-
-    Returns the sidecar info ({num_examples, teacher_accuracy, ...}).
     """
-    examples = [tf.train.Example.FromString(record) for record in _read_records(record_file)]
-
-    def ints(example, name):
-      return example.features.feature[name].int64_list.value
-
-    lengths = np.array([len(ints(e, "input_ids")) for e in examples], dtype=np.int64)
-    labels = np.array([ints(e, "label_ids")[0] for e in examples], dtype=np.int64)
     logits = np.zeros([len(examples), len(self.labels)], dtype=np.float32)
     order = np.argsort(lengths, kind="stable")
     graph = tf.Graph()
@@ -243,20 +238,44 @@ class Teacher(object):
                   for name in inputs}
         for row, index in enumerate(chosen):
           length = lengths[index]
-          arrays["input_ids"][row, :length] = ints(examples[index], "input_ids")
-          arrays["segment_ids"][row, :length] = ints(examples[index], "segment_ids")
+          arrays["input_ids"][row, :length] = _ints(examples[index], "input_ids")
+          arrays["segment_ids"][row, :length] = _ints(examples[index], "segment_ids")
           arrays["input_mask"][row, :length] = 1
         logits[chosen] = session.run(output, {inputs[name]: arrays[name] for name in inputs})
+    return logits
 
-    def records():
-      for example, example_logits in zip(examples, logits):
-        example.features.feature["teacher_logits"].float_list.value[:] = example_logits.tolist()
-        yield example
 
-    accuracy = float(np.mean(labels == np.argmax(logits, -1))) if len(examples) else 0.0
-    return classifier_data.write_records(output_file, records(), fingerprint,
-                                         {"teacher_accuracy": accuracy}, has_teacher_logits=True,
-                                         has_label=has_label)
+def _ints(example, name):
+  return example.features.feature[name].int64_list.value
+
+
+def write_teachers_logits(teachers, record_file, output_file, fingerprint, has_label=False,
+                          batch_size=128, max_tokens=2048):
+  """One batched pass of each teacher over record_file; writes its records in order plus
+  `teacher_logits`: the teachers' logits one after another, [num_teachers * num_labels].
+
+  has_label: whether record_file's records hold has_label (a transfer set's do): so do these.
+  Returns the sidecar info: num_examples, num_teachers, teacher_accuracies (each teacher's, on
+  the records' labels) and teacher_accuracy (the first teacher's).
+  """
+  examples = [tf.train.Example.FromString(record) for record in _read_records(record_file)]
+  lengths = np.array([len(_ints(e, "input_ids")) for e in examples], dtype=np.int64)
+  labels = np.array([_ints(e, "label_ids")[0] for e in examples], dtype=np.int64)
+  logits = [teacher.batch_logits(examples, lengths, batch_size, max_tokens)
+            for teacher in teachers]
+  accuracies = [float(np.mean(labels == np.argmax(z, -1))) if len(examples) else 0.0
+                for z in logits]
+  joined = np.concatenate(logits, axis=-1)
+
+  def records():
+    for example, example_logits in zip(examples, joined):
+      example.features.feature["teacher_logits"].float_list.value[:] = example_logits.tolist()
+      yield example
+
+  return classifier_data.write_records(
+      output_file, records(), fingerprint,
+      {"teacher_accuracy": accuracies[0], "teacher_accuracies": accuracies,
+       "num_teachers": len(teachers)}, has_teacher_logits=True, has_label=has_label)
 
 
 def _read_records(record_file, chunk=4096):

@@ -230,6 +230,39 @@ def test_two_teachers_in_the_graph_average_their_probabilities(kit):
   np.testing.assert_allclose(soft, expected, rtol=1e-5)
 
 
+def test_two_teachers_cached_store_both_and_average_as_online(kit):
+  teachers = "%s,%s:3" % (kit.teacher_export, kit.weak_export)
+  run = kit.distill("two_cached", do_train=True, alpha=1.0, temperature=3.0,
+                    teacher_model=teachers, teacher_logits="cached", num_train_steps=2)
+  with captured() as out:
+    run.run()
+  assert "Wrote teacher logits (2 teachers) for 256 train examples" in out.getvalue()
+  record_file = os.path.join(run.config.output_dir, "train.teacher.tf_record")
+  with open(record_file + ".json") as f:
+    info = json.load(f)
+  assert info["num_teachers"] == 2 and len(info["teacher_accuracies"]) == 2
+  assert info["teacher_accuracy"] == info["teacher_accuracies"][0]
+  # Each record holds teacher 0's logits, then teacher 1's: what each computes alone.
+  example = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(record_file))).numpy())
+  stored = np.array(example.features.feature["teacher_logits"].float_list.value)
+  ids = np.array([example.features.feature["input_ids"].int64_list.value], np.int32)
+  with tf.Graph().as_default(), tf1.Session() as session:
+    alone = [session.run(teacher.logits(tf.constant(ids), tf.ones_like(ids), tf.zeros_like(ids)))
+             for teacher in run.teachers]
+  np.testing.assert_allclose(stored, np.concatenate(alone, -1)[0], rtol=1e-4, atol=1e-5)
+  # The loss on the cached pair is the online ensemble's: weighted average of softened probs.
+  with tf.Graph().as_default(), tf1.Session() as session:
+    student = tf.constant([[0.3, -0.2]])
+    parts = run.loss_builder()({"teacher_logits": tf.constant(stored[None], tf.float32),
+                                "input_mask": tf.ones_like(ids)}, student, tf.constant([0]), 2,
+                               ModeKeys.TRAIN)
+    soft = session.run(parts.per_example_loss)
+  z0, z1 = stored[:2], stored[2:]
+  target = 0.25 * np.exp(np_log_softmax(z0 / 3)) + 0.75 * np.exp(np_log_softmax(z1 / 3))
+  expected = -np.sum(target * np_log_softmax(np.array([0.3, -0.2]) / 3)) * 9
+  np.testing.assert_allclose(soft, [expected], rtol=1e-5)
+
+
 def test_every_teacher_is_checked(kit, tmp_path):
   other = str(tmp_path / "other")
   shutil.copytree(kit.weak_dir, other)
