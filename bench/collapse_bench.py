@@ -53,13 +53,20 @@ def write_config(path, model, vocab_size):
     json.dump(config, f, indent=1)
 
 
-def read_accuracy(output_dir):
+def read_metric(output_dir, name, required=True):
+  """A value of output_dir/eval_results.txt; absent: an error if required, else None."""
   with open(os.path.join(output_dir, "eval_results.txt"), encoding="utf-8") as f:
     for line in f:
       key, _, value = line.partition(" = ")
-      if key.strip() == "eval_accuracy":
+      if key.strip() == name:
         return float(value)
-  raise ValueError("no eval_accuracy in %s" % output_dir)
+  if required:
+    raise ValueError("no %s in %s" % (name, output_dir))
+  return None
+
+
+def read_accuracy(output_dir):
+  return read_metric(output_dir, "eval_accuracy")
 
 
 def main():
