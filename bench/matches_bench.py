@@ -4,7 +4,7 @@ scratch: dev accuracy over seeds, each variant the same student, steps and seed.
   python bench/matches_bench.py [--seeds 1,2,3] [--epochs 1] [--variants alone,logits_t1,...]
       [--work_dir output/bench/matches]
 
-Not a test. Teachers: two 4 × 256 models (4 heads) trained from scratch with seeds 1 and 2
+Not a test. Teachers: 4 × 256 models (4 heads) trained from scratch with seeds 1, 2 and 3
 (lr 5e-4, 3 epochs, as bench/collapse_bench.py trains them; an existing teacher_seedN with
 eval_results.txt is reused) and exported with their intermediate tensors. Student: 2 × 128 with
 the teachers' 4 heads (attention matches need equal head counts), lr 1e-3, T=2, alpha 0.7.
@@ -12,7 +12,8 @@ Variants (one run per seed each):
 
   alone        the student trained alone (run_classifier.py)
   logits_t1    Hinton's loss against teacher 1 (cached logits); logits_t2 likewise teacher 2
-  logits_t12   against both teachers (their softened probabilities averaged, online)
+  logits_t12   against teachers 1 and 2 (their softened probabilities averaged, online)
+  logits_t3    against teacher 3; logits_t23 against teachers 2 and 3 (cached logits)
   tinybert     logits + the tinybert preset against teacher 1 (online)
   pkd_skip     logits + the pkd_skip preset against teacher 1 (online)
   minilm       logits + the minilm preset against teacher 1 (online)
@@ -43,6 +44,8 @@ VARIANTS = {
     "logits_t1": (["t1"], ["--teacher_logits=cached"]),
     "logits_t2": (["t2"], ["--teacher_logits=cached"]),
     "logits_t12": (["t1", "t2"], ["--teacher_logits=online"]),
+    "logits_t3": (["t3"], ["--teacher_logits=cached"]),
+    "logits_t23": (["t2", "t3"], ["--teacher_logits=cached"]),
     "tinybert": (["t1"], ["--distill_preset=tinybert"]),
     "pkd_skip": (["t1"], ["--distill_preset=pkd_skip"]),
     "minilm": (["t1"], ["--distill_preset=minilm"]),
@@ -113,8 +116,9 @@ def main():
   for name, model in (("teacher", TEACHER), ("student", STUDENT)):
     configs[name] = os.path.join(args.work_dir, name + "_config.json")
     write_config(configs[name], model, vocab_size)
-  teachers = {"t1": teacher_export(args, vocab, configs["teacher"], 1),
-              "t2": teacher_export(args, vocab, configs["teacher"], 2)}
+  teachers = {"t%d" % seed: teacher_export(args, vocab, configs["teacher"], seed)
+              for seed in sorted({int(n[1]) for v in variants if VARIANTS[v]
+                                  for n in VARIANTS[v][0]})}
 
   header = "# matches benchmark: waimai from scratch, student 2 × 128 (4 heads), %g epoch(s), " \
       "T=%s, alpha %s; CPU flags: %s; %d CPUs" % (args.epochs, args.temperature, args.alpha,
