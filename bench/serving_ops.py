@@ -1,0 +1,128 @@
+"""Where small-batch serving time goes: the nodes TensorFlow runs for one request, and what
+freezing the weights into constants saves.
+
+  python bench/serving_ops.py [--rounds 20] [--shapes 1x32,8x128]
+
+Not a test. For the teacher (model/bert_config.json) and the student
+(model/bert_config_student.json), randomly initialised (time only), the classifier's forward
+pass at each batch × sequence shape in two forms, timed interleaved in rounds on the same ids:
+
+  variables  the graph as the export serves it: weights read from resource variables;
+  frozen     the same graph with the weights folded into constants
+             (graph_util.convert_variables_to_constants), as an inference-only export could be.
+
+Printed per model: the node count of the graph grappler hands the executor (partition graphs,
+after its rewrites: which ops it fused), its most common op types, the largest difference of the
+logits between the two forms, and per shape the median ms of each form and the median of the
+per-round ratios (variables / frozen: > 1, frozen is faster).
+"""
+
+import argparse
+import collections
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from bench.collapse_bench import cpu_flags  # noqa: E402
+from bert import classifier, modeling  # noqa: E402
+
+tf1 = tf.compat.v1
+MODELS = (("teacher", "model/bert_config.json"), ("student", "model/bert_config_student.json"))
+
+
+def session_config(threads):
+  return tf1.ConfigProto(intra_op_parallelism_threads=threads,
+                         inter_op_parallelism_threads=threads)
+
+
+def build(config_file, threads):
+  """{form: (session, ids placeholder, logits)} of the variables and the frozen forms."""
+  config = modeling.BertConfig.from_json_file(os.path.join(ROOT, config_file))
+  with tf.Graph().as_default() as graph:
+    tf1.set_random_seed(1)
+    ids = tf1.placeholder(tf.int32, [None, None], name="ids")
+    logits, _ = classifier.classifier_logits(config, False, ids, tf.ones_like(ids),
+                                             tf.zeros_like(ids), 2)
+    logits = tf.identity(logits, name="logits")
+    session = tf1.Session(config=session_config(threads))
+    session.run(tf1.global_variables_initializer())
+    frozen_def = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(),
+                                                               ["logits"])
+  forms = {"variables": (session, ids, logits)}
+  with tf.Graph().as_default() as frozen_graph:
+    tf1.import_graph_def(frozen_def, name="")
+    forms["frozen"] = (tf1.Session(config=session_config(threads)),
+                       frozen_graph.get_tensor_by_name("ids:0"),
+                       frozen_graph.get_tensor_by_name("logits:0"))
+  return forms
+
+
+def executed_ops(session, ids, logits, feed):
+  """Counter of the op types in the graph the executor runs (after grappler's rewrites)."""
+  metadata = tf1.RunMetadata()
+  session.run(logits, {ids: feed}, options=tf1.RunOptions(output_partition_graphs=True),
+              run_metadata=metadata)
+  return collections.Counter(node.op for graph in metadata.partition_graphs for node in graph.node)
+
+
+def time_forms(forms, feed, rounds, requests=30):
+  """{form: [median seconds of each round]}; forms alternate their order round by round."""
+  calls = {name: session.make_callable(logits, [ids])
+           for name, (session, ids, logits) in forms.items()}
+  times = collections.defaultdict(list)
+  names = sorted(calls)
+  for round_index in range(rounds):
+    for name in names[round_index % 2:] + names[:round_index % 2]:
+      call = calls[name]
+      for _ in range(3):
+        call(feed)
+      samples = []
+      for _ in range(requests):
+        started = time.perf_counter()
+        call(feed)
+        samples.append(time.perf_counter() - started)
+      times[name].append(statistics.median(samples))
+  return times
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--rounds", type=int, default=20)
+  parser.add_argument("--shapes", default="1x32,1x128,8x128")
+  parser.add_argument("--threads", type=int, default=os.cpu_count())
+  args = parser.parse_args()
+  shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+  print("# serving ops: TensorFlow %s, %d threads; CPU flags: %s; load average %.2f" % (
+      tf.__version__, args.threads, cpu_flags(), os.getloadavg()[0]))
+  rng = np.random.RandomState(0)
+  for model, config_file in MODELS:
+    forms = build(config_file, args.threads)
+    feed = rng.randint(5, 100, size=shapes[0]).astype(np.int32)
+    outputs = {name: session.run(logits, {ids: feed})
+               for name, (session, ids, logits) in forms.items()}
+    print("\n## %s (%s)" % (model, config_file))
+    for name, form in sorted(forms.items()):
+      ops = executed_ops(*form, feed)
+      print("%s: %d nodes; %s" % (name, sum(ops.values()), ", ".join(
+          "%s %d" % item for item in ops.most_common(12))))
+    print("largest |logits difference|: %.2g" % np.abs(outputs["variables"] -
+                                                      outputs["frozen"]).max())
+    for batch, length in shapes:
+      feed = rng.randint(5, 100, size=[batch, length]).astype(np.int32)
+      times = time_forms(forms, feed, args.rounds)
+      ratio = statistics.median(v / f for v, f in zip(times["variables"], times["frozen"]))
+      print("batch %d × %d: variables %.3f ms, frozen %.3f ms, variables / frozen %.3f×" % (
+          batch, length, 1000 * statistics.median(times["variables"]),
+          1000 * statistics.median(times["frozen"]), ratio))
+
+
+if __name__ == "__main__":
+  main()
