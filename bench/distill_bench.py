@@ -42,7 +42,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bert import classifier, classifier_data, distillation, export, modeling  # noqa: E402
+from bert import classifier, classifier_data, distillation, modeling  # noqa: E402
+from bench import perf_workers  # noqa: E402
 from bert.distill_run import DistillRun  # noqa: E402
 from bert.run_config import RunConfig  # noqa: E402
 from bert.loaded_export import LoadedExport  # noqa: E402
@@ -82,19 +83,6 @@ def build_vocab_file(path, vocab_size):
   with open(path, "w", encoding="utf-8") as f:
     f.write("\n".join(tokens[:vocab_size]) + "\n")
   return path
-
-
-def export_untrained_teacher(work_dir, config, vocab_file):
-  prefix = os.path.join(work_dir, "teacher_init", "model.ckpt")
-  with tf.Graph().as_default():
-    tf1.set_random_seed(1)
-    ids = tf1.placeholder(tf.int32, [None, None])
-    classifier.classifier_logits(config, False, ids, ids, ids, len(LABELS))
-    with tf1.Session() as session:
-      session.run(tf1.global_variables_initializer())
-      checkpoint = tf1.train.Saver().save(session, prefix)
-  return export.export_saved_model(os.path.join(work_dir, "teacher_export"), checkpoint, config,
-                                   LABELS, vocab_file, True, MAX_SEQ_LENGTH)
 
 
 def data_dir_for(work_dir):
@@ -314,7 +302,8 @@ def main():
   try:
     teacher_config = modeling.BertConfig.from_json_file(TEACHER_CONFIG)
     vocab_file = build_vocab_file(os.path.join(work_dir, "vocab.txt"), teacher_config.vocab_size)
-    teacher_dir = export_untrained_teacher(work_dir, teacher_config, vocab_file)
+    teacher_dir = perf_workers.untrained_export(work_dir, "teacher", teacher_config,
+                                                 vocab_file, MAX_SEQ_LENGTH)
     run = distill_run(work_dir, vocab_file, teacher_dir, data_dir_for(work_dir))
     log("Building the step graphs")
     variants = build_variants(run)

@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bert import classifier, export, modeling  # noqa: E402
+from bert import modeling  # noqa: E402
+from bench import perf_workers  # noqa: E402
 from bert.distill_run import DistillRun  # noqa: E402
 from bert.run_config import RunConfig  # noqa: E402
 from bert.training import ModeKeys, session_config  # noqa: E402
@@ -53,15 +54,7 @@ def setup(work_dir, student_layers, max_seq_length):
   student_config = os.path.join(work_dir, "student.json")
   with open(student_config, "w", encoding="utf-8") as f:
     f.write(modeling.BertConfig.from_dict(student).to_json_string())
-  with tf.Graph().as_default():
-    tf1.set_random_seed(1)
-    ids = tf1.placeholder(tf.int32, [None, None])
-    classifier.classifier_logits(config, False, ids, ids, ids, len(LABELS))
-    with tf1.Session() as session:
-      session.run(tf1.global_variables_initializer())
-      checkpoint = tf1.train.Saver().save(session, os.path.join(work_dir, "init", "model.ckpt"))
-  teacher = export.export_saved_model(os.path.join(work_dir, "teacher"), checkpoint, config,
-                                      LABELS, vocab_file, True, max_seq_length)
+  teacher = perf_workers.untrained_export(work_dir, "teacher", config, vocab_file, max_seq_length)
   data_dir = os.path.join(work_dir, "data")
   os.makedirs(data_dir)
   for split in ("train", "dev"):

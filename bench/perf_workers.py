@@ -364,9 +364,10 @@ def write_synthetic_vocab(vocab_file, size=4443):
   return vocab
 
 
-def untrained_export(workdir, name, config, vocab_file):
+def untrained_export(workdir, name, config, vocab_file, max_seq_length=MAX_SEQ_LENGTH):
   """A checkpoint of randomly initialised weights (seed 1) of a 2-label classifier of `config`,
-  exported as the toolkit exports a trained one; returns the SavedModel's version directory."""
+  exported as the toolkit exports a trained one (to workdir/export_<name>); returns the
+  SavedModel's version directory."""
   tf = _tf()
   tf1 = tf.compat.v1
   from bert import classifier, export
@@ -380,7 +381,7 @@ def untrained_export(workdir, name, config, vocab_file):
       session.run(tf1.global_variables_initializer())
       checkpoint = saver.save(session, os.path.join(workdir, "ckpt_" + name, "model.ckpt"))
   return export.export_saved_model(os.path.join(workdir, "export_" + name), checkpoint, config,
-                                   ["0", "1"], vocab_file, True, MAX_SEQ_LENGTH)
+                                   ["0", "1"], vocab_file, True, max_seq_length)
 
 
 WORKERS = {"gemm": worker_gemm, "train": worker_train, "serve": worker_serve,
