@@ -11,22 +11,9 @@ import sys
 if __package__ in (None, ""):  # run as `python bert/run_classifier.py`
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags
+from bert import classifier_flags, entry_point
 
-from bert import classifier_flags, quiet, run_config
-from bert.errors import run_main
-
-FLAGS = flags.FLAGS
-classifier_flags.define_flags()
-
-
-def main(argv):
-  del argv
-  quiet.configure(FLAGS.verbose)  # before TensorFlow loads: its notices are filtered
-  config = run_config.RunConfig.from_flags(FLAGS)  # flags checked before TensorFlow loads
-  from bert import classifier_run  # pylint: disable=import-outside-toplevel
-  classifier_run.ClassifierRun(config).run()
-
+classifier_flags.define_flags()  # on import too: both entry points can share one process
 
 if __name__ == "__main__":
-  app.run(lambda argv: run_main(main, argv, verbose=FLAGS.verbose or FLAGS.verbosity >= 1))
+  entry_point.run("classifier_run.ClassifierRun")
