@@ -504,3 +504,15 @@ def test_two_stages_continue_from_the_first_checkpoint(kit):
                                err_msg=name)
   assert not [n for n in after.get_variable_to_shape_map() if n.startswith("distill")]
   assert after.get_tensor("global_step") == 1
+
+
+def test_loss_summaries_are_finite_on_an_empty_slice(kit):
+  # Under --distribution=mirrored a replica's slice of an epoch's last batch can be empty; its
+  # summaries are averaged with the other replicas', so they must not be nan.
+  run = kit.distill("empty_slice", do_train=True, teacher_logits="cached")
+  with tf.Graph().as_default(), tf1.Session() as session, captured():
+    features = {"teacher_logits": tf.zeros([0, 2]), "input_mask": tf.zeros([0, 4], tf.int32)}
+    parts = run.loss_builder()(features, tf.zeros([0, 2]), tf.zeros([0], tf.int32), 2,
+                               ModeKeys.TRAIN)
+    values = session.run(parts.summaries)
+  assert values["hard_loss"] == 0.0 and values["soft_loss"] == 0.0
