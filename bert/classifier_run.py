@@ -122,6 +122,10 @@ class ClassifierRun(object):
       checkpoint_init.check_init_checkpoint(c.init_checkpoint, tf.compat.v1.trainable_variables(),
                                             c.layer_map and list(c.layer_map))
 
+  def loss_description(self):
+    """Lines describing the training loss, logged once before training (none: hard labels)."""
+    return []
+
   def train(self):
     """Training features first; then the final config (train steps) and its one model_fn."""
     record_file, info = self.train_features()
@@ -131,6 +135,8 @@ class ClassifierRun(object):
     log("Compute precision %s (%s); weights, checkpoints and exports stay fp32" %
         (c.compute_precision, c.precision_reason))
     log(self.distribution.describe(c.train_batch_size))
+    for line in self.loss_description():
+      log(line)
     self.trainer.train(self.input_fn(record_file, info, True), c.train_steps, c.train_batch_size)
     if self.checks_constant_loss:
       warning = collapse.constant_loss_warning(self.trainer.train_losses, len(c.label_list),

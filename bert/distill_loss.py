@@ -7,7 +7,7 @@ num_labels, mode) to classifier.LossParts.
 import tensorflow as tf
 
 from bert import classifier, distill_matches, distillation, modeling
-from bert.training import ModeKeys, log
+from bert.training import ModeKeys
 
 
 def teacher_logits_for(features, teachers, config, temperature, training, teacher_average):
@@ -85,8 +85,6 @@ def loss_builder(teachers, config, total_steps, teacher_average="probs"):
                               ("temperature", config.temperature, temperature)):
       if spec["schedule"] != "constant":
         summaries[name] = value
-    for line in config.describe():
-      log(line)
     if config.matches and training:
       student = modeling.BertModel.built_in()[-1]
       match_loss, match_summaries = distill_matches.build_losses(

@@ -89,6 +89,9 @@ class DistillRun(classifier_run.ClassifierRun):
   def eval_features(self):
     return self.teacher_features("dev")
 
+  def loss_description(self):
+    return self.distill_config.describe()
+
   def loss_builder(self):
     return distill_loss.loss_builder(self.teachers, self.distill_config,
                                      self.config.train_steps or 1,
