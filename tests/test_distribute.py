@@ -9,6 +9,7 @@ is bounded in time and killed at the end.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -157,12 +158,24 @@ def test_two_workers_train_to_identical_weights(tmp_path):
   assert "eval, predict and export are left to worker 0" in outputs[1][1]
 
 
+def recorded_step(output_dir):
+  """The step of the checkpoint output_dir's `checkpoint` state file names (0: none yet)."""
+  try:
+    with open(os.path.join(output_dir, "checkpoint"), encoding="utf-8") as f:
+      found = re.search(r'^model_checkpoint_path: ".*-(\d+)"', f.read(), re.M)
+  except OSError:
+    return 0
+  return int(found.group(1)) if found else 0
+
+
 def test_killed_chief_and_restarted_workers_resume_from_the_last_checkpoint(tmp_path):
   cluster = Cluster(tmp_path, steps=30, save_every=4)
   cluster.start()
   try:
     deadline = time.time() + 240
-    while not os.path.exists(os.path.join(cluster.output_dir, "model.ckpt-8.index")):
+    # The checkpoint state file, not the index file: a save writes the index first and names
+    # it in `checkpoint` last, so a kill in between leaves the previous checkpoint the latest.
+    while recorded_step(cluster.output_dir) < 8:
       assert time.time() < deadline, "no checkpoint 8 within 240 s"
       assert cluster.processes[0].poll() is None, cluster.processes[0].communicate()
       time.sleep(0.2)
