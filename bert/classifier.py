@@ -13,6 +13,13 @@ tf1 = tf.compat.v1
 PRECISIONS = {"fp32": tf.float32, "fp16": tf.float16, "bf16": tf.bfloat16}
 
 
+def batch_mean(per_example):
+  """Mean of float32 [batch_size]; 0, not nan, for an empty batch (a replica's slice of an
+  epoch's last batch may be empty, and replicas' summaries are averaged)."""
+  count = tf.cast(tf.size(per_example), tf.float32)
+  return tf.reduce_sum(per_example) / tf.maximum(count, 1.0)
+
+
 def classifier_logits(bert_config, is_training, input_ids, input_mask, segment_ids, num_labels,
                       use_one_hot_embeddings=False, compute_dtype=tf.float32):
   """BERT's pooled output through dropout and a dense layer (`output_weights`, `output_bias`).
@@ -141,8 +148,8 @@ def model_fn_builder(bert_config, label_list, init_checkpoint=None, learning_rat
     if "has_label" in features:  # transfer-set examples have no label: not in the accuracy
       labelled = tf.cast(features["has_label"], tf.float32)
       accuracy = tf.reduce_sum(correct * labelled) / tf.maximum(tf.reduce_sum(labelled), 1.0)
-    else:  # a replica's slice of the last batch of an epoch may be empty
-      accuracy = tf.reduce_sum(correct) / tf.maximum(tf.cast(tf.size(correct), tf.float32), 1.0)
+    else:
+      accuracy = batch_mean(correct)
     summaries = dict(parts.summaries, loss=loss, learning_rate=lr, accuracy=accuracy)
     if loss_scale is not None:
       summaries["loss_scale"] = loss_scale.scale

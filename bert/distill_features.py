@@ -44,7 +44,8 @@ def augmented_file(config, processor, vocab, train_examples):
       distill.augment_copies, distill.augment_seed, distill.augment_mask_prob,
       distill.augment_replace_prob, distill.augment_ngram_prob, distill.augment_max_ngram)
   data_file = processor.data_file(config.data_dir, "train")
-  fingerprint = augment.fingerprint(data_file, augment_settings, augment.mask_token_for(vocab),
+  mask_token = augment.mask_token_for(vocab)
+  fingerprint = augment.fingerprint(data_file, augment_settings, mask_token,
                                     classifier_data.file_fingerprint(data_file))
   fingerprint["processor"] = processor.options()
   checkpoint = distill.augment_mlm_checkpoint
@@ -63,8 +64,8 @@ def augmented_file(config, processor, vocab, train_examples):
     mlm = augment.MlmFiller(checkpoint, config.vocab_file, config.do_lower_case,
                             distill.augment_mlm_top_k, config.max_seq_length)
   try:
-    augment.write_augmented(config.output_dir, train_examples(), augment_settings,
-                            augment.mask_token_for(vocab), fingerprint, log=log, mlm=mlm)
+    augment.write_augmented(config.output_dir, train_examples(), augment_settings, mask_token,
+                            fingerprint, log=log, mlm=mlm)
   finally:
     if mlm is not None:
       mlm.close()

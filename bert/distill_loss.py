@@ -37,13 +37,6 @@ def teacher_logits_for(features, teachers, config, temperature, training, teache
                                          temperature if training else 1.0, teacher_average), inner
 
 
-def batch_mean(per_example):
-  """Mean of float32 [batch_size]; 0, not nan, for an empty batch (a replica's slice of an
-  epoch's last batch may be empty, and replicas' summaries are averaged)."""
-  count = tf.cast(tf.size(per_example), tf.float32)
-  return tf.reduce_sum(per_example) / tf.maximum(count, 1.0)
-
-
 def eval_parts(hard, teacher_logits, logits):
   """Eval: the student's own cross-entropy at T=1; agreement and KL with the teacher at T=1."""
 
@@ -80,7 +73,8 @@ def loss_builder(teachers, config, total_steps, teacher_average="probs"):
                                             has_label=features.get("has_label"))
     if mode == ModeKeys.EVAL:
       return eval_parts(hard, teacher_logits, logits)
-    summaries = {"hard_loss": batch_mean(hard), "soft_loss": batch_mean(soft)}
+    summaries = {"hard_loss": classifier.batch_mean(hard),
+                 "soft_loss": classifier.batch_mean(soft)}
     for name, spec, value in (("alpha", config.alpha, alpha),
                               ("temperature", config.temperature, temperature)):
       if spec["schedule"] != "constant":
