@@ -23,9 +23,9 @@ A schedule is a number (constant) or {"schedule": "constant" | "linear" | "cosin
 training steps), linear or half-cosine in between.
 
 --distill_config=FILE.json holds {"matches": [...], "preset": name, "layer_map": [...],
-"alpha": schedule, "temperature": schedule, "teacher": index, "stage": "full" | "intermediate"},
-every key optional; flags name the common cases (--distill_preset, --distill_layer_map,
---distill_stage, --match_teacher).
+"alpha": schedule, "temperature": schedule, "teacher": index, "stage": "full" | "intermediate",
+"soft_loss": "ce" | "mse"}, every key optional; flags name the common cases (--distill_preset,
+--distill_layer_map, --distill_stage, --match_teacher, --soft_loss).
 """
 
 import json
@@ -41,10 +41,12 @@ LOSSES = {"hidden": ("mse", "cosine", "pkd"), "embedding": ("mse", "cosine"),
 LAYERED = ("hidden", "attention")
 PRESETS = ("none", "tinybert", "pkd_skip", "pkd_last", "minilm")
 STAGES = ("full", "intermediate")
+SOFT_LOSSES = ("ce", "mse")
 SCHEDULES = ("constant", "linear", "cosine")
 # BERT-PKD's beta: its normalised-[CLS] distances are small next to the cross-entropies.
 PKD_WEIGHT = 100.0
-CONFIG_KEYS = ("matches", "preset", "layer_map", "alpha", "temperature", "teacher", "stage")
+CONFIG_KEYS = ("matches", "preset", "layer_map", "alpha", "temperature", "teacher", "stage",
+               "soft_loss")
 
 
 def define_flags(flag_values):
@@ -69,6 +71,11 @@ def define_flags(flag_values):
                       flag_values=flag_values)
   flags.DEFINE_enum("teacher_average", "probs", ["probs", "logits"], "Several teachers: average "
                     "their temperature-softened probabilities, or their logits (weighted).",
+                    flag_values=flag_values)
+  flags.DEFINE_enum("soft_loss", "ce", list(SOFT_LOSSES), "The soft (teacher) term: ce, Hinton's "
+                    "T^2-scaled cross-entropy with the teacher's softened probabilities; mse, the "
+                    "mean squared difference of the logits (Ba & Caruana 2014, Tang et al. 2019; "
+                    "no temperature, several teachers' logits averaged).",
                     flag_values=flag_values)
 
 
@@ -195,6 +202,9 @@ def check_flags(fv):
     raise UsageError("%s: preset %r is not one of %s" % (where, data["preset"], ", ".join(PRESETS)))
   if "stage" in data and data["stage"] not in STAGES:
     raise UsageError("%s: stage %r is not one of %s" % (where, data["stage"], ", ".join(STAGES)))
+  if "soft_loss" in data and data["soft_loss"] not in SOFT_LOSSES:
+    raise UsageError("%s: soft_loss %r is not one of %s" % (where, data["soft_loss"],
+                                                           ", ".join(SOFT_LOSSES)))
   parse_layer_map(fv.distill_layer_map)
   for key in ("alpha", "temperature"):
     if key in data:
@@ -332,19 +342,23 @@ class DistillConfig(object):
     alpha, temperature: schedules.
     stage: "full" or "intermediate".
     teacher: index of the teacher the matches use.
+    soft_loss: "ce" or "mse", the soft term of the logit loss.
   """
 
   def __init__(self, teacher_configs, student_config, teacher_paths, alpha, temperature,
-               config_file=None, preset="none", layer_map=None, stage="full", teacher=None):
+               config_file=None, preset="none", layer_map=None, stage="full", teacher=None,
+               soft_loss="ce"):
     """teacher_configs: the bert_config dict of each teacher (teacher_paths: their
     --teacher_model paths); student_config: the student's. The rest: the flags' values
     (--alpha, --temperature, --distill_config, --distill_preset, --distill_layer_map,
-    --distill_stage, --match_teacher as teacher); --distill_config's keys take precedence."""
+    --distill_stage, --match_teacher as teacher, --soft_loss); --distill_config's keys take
+    precedence."""
     data = read_config_file(config_file)
     where = "--distill_config %s" % config_file if config_file else "--distill_preset"
     self.teacher = match_teacher(data.get("teacher", teacher), list(teacher_paths))
     teacher_config = teacher_configs[self.teacher]
     self.stage = data.get("stage", stage)
+    self.soft_loss = data.get("soft_loss", soft_loss)
     self.alpha = parse_schedule(data.get("alpha", alpha), "alpha")
     self.temperature = parse_schedule(data.get("temperature", temperature), "temperature")
     preset = data.get("preset", preset or "none")
@@ -373,9 +387,13 @@ class DistillConfig(object):
         return "%g" % spec["start"]
       return "%s %g→%g" % (spec["schedule"], spec["start"], spec["end"])
 
-    lines = ["distillation: stage %s, alpha %s%s, temperature %s" %
+    if self.soft_loss == "mse":
+      soft = "soft loss mse of the logits"
+    else:
+      soft = "soft loss ce, temperature %s" % text(self.temperature)
+    lines = ["distillation: stage %s, alpha %s%s, %s" %
              (self.stage, text(self.alpha), " (ignored)" if self.stage == "intermediate" else "",
-              text(self.temperature))]
+              soft)]
     for match in self.matches:
       lines.append("match %s weight %s" % (match["name"], text(match["weight"])))
     return lines

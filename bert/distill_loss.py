@@ -56,7 +56,8 @@ def loss_builder(teachers, config, total_steps, teacher_average="probs"):
     teachers: distillation.Teacher list (an ensemble when several).
     config: the distill_config.DistillConfig (matches, alpha/temperature schedules, stage).
     total_steps: the run's training steps, over which the schedules run.
-    teacher_average: "probs" or "logits", how several teachers are averaged.
+    teacher_average: "probs" or "logits", how several teachers are averaged (always logits
+      with config.soft_loss "mse", which compares logits).
   Temperature, alpha and match weights follow their schedules over the run's steps; with stage
   intermediate the per-example loss is the matches alone.
   """
@@ -67,10 +68,12 @@ def loss_builder(teachers, config, total_steps, teacher_average="probs"):
     step = tf.compat.v1.train.get_or_create_global_step()
     temperature = distill_matches.schedule_tensor(config.temperature, step, total_steps)
     alpha = distill_matches.schedule_tensor(config.alpha, step, total_steps)
+    average = "logits" if config.soft_loss == "mse" else teacher_average
     teacher_logits, inner = teacher_logits_for(features, teachers, config, temperature, training,
-                                               teacher_average)
+                                               average)
     loss, hard, soft = distillation.kd_loss(logits, teacher_logits, label_ids, temperature, alpha,
-                                            has_label=features.get("has_label"))
+                                            has_label=features.get("has_label"),
+                                            soft_loss=config.soft_loss)
     if mode == ModeKeys.EVAL:
       return eval_parts(hard, teacher_logits, logits)
     summaries = {"hard_loss": classifier.batch_mean(hard),

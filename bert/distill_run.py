@@ -37,7 +37,7 @@ def matches_config(config, teachers):
   matches = distill_config.DistillConfig(
       [t.info["bert_config"] for t in teachers], config.bert_config.to_dict(),
       [path for path, _ in d.teachers], d.alpha, config.temperature, d.distill_config,
-      d.distill_preset, d.distill_layer_map, d.distill_stage, d.match_teacher)
+      d.distill_preset, d.distill_layer_map, d.distill_stage, d.match_teacher, d.soft_loss)
   for match in matches.matches:
     teachers[matches.teacher].intermediate_name(distill_matches.teacher_key(match))
   return matches

@@ -23,11 +23,14 @@ TEACHER_SCOPE = "teacher"
 MIN_TEACHER_ACCURACY = 0.6
 
 
-def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha, has_label=None):
+def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha, has_label=None,
+            soft_loss="ce"):
   """Hinton's distillation loss per example.
 
   L = (1-α)·CE(y, softmax(z_s)) + α·T²·CE(softmax(z_t/T), softmax(z_s/T)); the teacher side is
   under stop_gradient. T² keeps the soft term's gradients on the scale of the hard term's.
+  soft_loss "mse" replaces the soft term by mean_k (z_s,k − z_t,k)², the logits matched directly
+  (Ba & Caruana 2014; Tang et al. 2019), where temperature plays no part.
   Transfer-set examples (has_label 0) have no label: they get the soft term alone (α=1).
 
   Args:
@@ -35,6 +38,7 @@ def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha, has_l
     label_ids: int32 [batch_size].
     has_label: optional int or float [batch_size] of 1 (labelled) and 0 (transfer set); None:
       every example is labelled.
+    soft_loss: "ce" or "mse".
   Returns:
     (loss, hard_loss, soft_loss), each float32 [batch_size]; loss = (1-α)·hard + α·soft, or with
     has_label h: h·((1-α)·hard + α·soft) + (1-h)·soft, and hard_loss is 0 where h is 0.
@@ -43,9 +47,12 @@ def kd_loss(student_logits, teacher_logits, label_ids, temperature, alpha, has_l
   teacher_logits = tf.stop_gradient(tf.cast(teacher_logits, tf.float32))
   one_hot = tf.one_hot(label_ids, depth=num_labels, dtype=tf.float32)
   hard = -tf.reduce_sum(one_hot * tf.nn.log_softmax(student_logits, axis=-1), axis=-1)
-  soft_targets = tf.nn.softmax(teacher_logits / temperature, axis=-1)
-  soft = -tf.reduce_sum(soft_targets * tf.nn.log_softmax(student_logits / temperature, axis=-1),
-                        axis=-1) * (temperature ** 2)
+  if soft_loss == "mse":
+    soft = tf.reduce_mean(tf.math.squared_difference(student_logits, teacher_logits), axis=-1)
+  else:
+    soft_targets = tf.nn.softmax(teacher_logits / temperature, axis=-1)
+    soft = -tf.reduce_sum(soft_targets * tf.nn.log_softmax(student_logits / temperature, axis=-1),
+                          axis=-1) * (temperature ** 2)
   if has_label is None:
     return (1.0 - alpha) * hard + alpha * soft, hard, soft
   labelled = tf.cast(has_label, tf.float32)

@@ -39,6 +39,7 @@ class DistillSettings(object):
   alpha: float = 0.5
   teacher_logits: str = "online"
   teacher_average: str = "probs"
+  soft_loss: str = "ce"
   distill_config: Optional[str] = None
   distill_preset: str = "none"
   distill_layer_map: Optional[str] = None

@@ -580,3 +580,31 @@ def test_a_tempered_teacher_is_distilled_at_one_temperature(kit, tmp_path):
   np.testing.assert_allclose(raw, served * 4.0, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(raw, reference, rtol=1e-5, atol=1e-5)  # the same weights, z itself
   assert tempered.fingerprint() != plain.fingerprint()
+
+
+def test_kd_loss_mse_matches_numpy_with_transfer_examples():
+  rng = np.random.RandomState(1)
+  batch, num_labels = 6, 3
+  student = (rng.randn(batch, num_labels) * 3).astype(np.float32)
+  teacher = (rng.randn(batch, num_labels) * 3).astype(np.float32)
+  labels = rng.randint(0, num_labels, batch).astype(np.int32)
+  has_label = np.array([1, 0, 1, 1, 0, 0], np.int32)
+  alpha = 0.3
+  with tf.Graph().as_default():
+    s_in = tf1.placeholder(tf.float32, [None, num_labels])
+    loss, hard, soft = distillation.kd_loss(s_in, tf.constant(teacher), tf.constant(labels),
+                                            5.0, alpha, has_label=tf.constant(has_label),
+                                            soft_loss="mse")
+    grad_s, = tf.gradients(tf.reduce_sum(loss), [s_in])
+    with tf1.Session() as session:
+      loss, hard, soft, grad_s = session.run([loss, hard, soft, grad_s], {s_in: student})
+  soft_ref = np.mean((student - teacher) ** 2, axis=-1)  # no temperature
+  hard_ref = -_log_softmax(student)[np.arange(batch), labels] * has_label
+  np.testing.assert_allclose(soft, soft_ref, rtol=1e-5)
+  np.testing.assert_allclose(hard, hard_ref, rtol=1e-5, atol=1e-6)
+  weight = np.where(has_label == 1, alpha, 1.0)  # transfer examples: the soft term alone
+  np.testing.assert_allclose(loss, (1 - alpha) * hard_ref + weight * soft_ref, rtol=1e-5)
+  p = np.exp(_log_softmax(student))
+  grad_ref = ((1 - alpha) * (p - np.eye(num_labels)[labels]) * has_label[:, None] +
+              weight[:, None] * 2.0 / num_labels * (student - teacher))
+  np.testing.assert_allclose(grad_s, grad_ref, rtol=1e-4, atol=1e-5)
