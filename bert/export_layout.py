@@ -16,6 +16,11 @@ SIGNATURE_KEY = "serving_default"
 INFO_FILE = "bert_export.json"
 WARMUP_FILE = "tf_serving_warmup_requests"
 TEMP_PREFIX = ".tmp-"
+# Serving with XLA on CPU: TensorFlow's auto-clustering compiles the served graph into a few
+# fused executables (one per input shape), which cuts small-batch latency. A server process
+# needs this in its environment (scripts/serve.sh XLA=1 sets it), and tensorflow_model_server
+# also --xla_cpu_compilation_enabled=true.
+XLA_SERVING_FLAGS = "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"
 
 
 def numeric_versions(base_dir):

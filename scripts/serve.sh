@@ -16,6 +16,10 @@
 #     (5000), NUM_BATCH_THREADS (number of CPUs), MAX_ENQUEUED_BATCHES (100); variable-length
 #     inputs are padded (pad_variable_length_inputs: true), as the client pads each request
 #     only to its own longest text.
+#   XLA=1: compile the served graph with XLA (CPU auto-clustering: TF_XLA_FLAGS gets
+#     "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit", the server --xla_cpu_compilation_enabled=true;
+#     bert/export_layout.py XLA_SERVING_FLAGS). Faster at small batches; each new input shape
+#     (batch size x padded length) is compiled once, on one of its first requests.
 #
 # --dry-run writes the config files and prints them and the command without starting anything.
 # Query the server with: python scripts/predict_client.py --server http://localhost:8501 "text"
@@ -56,6 +60,8 @@ GRPC_PORT=${GRPC_PORT:-8500}
 SERVING_OUTPUT_DIR=${SERVING_OUTPUT_DIR:-$REPO_ROOT/output/serving}
 TF_SERVING_BIN=${TF_SERVING_BIN:-tensorflow_model_server}
 ENABLE_BATCHING=${ENABLE_BATCHING:-0}
+XLA=${XLA:-0}
+XLA_SERVING_FLAGS="--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"
 
 is_uint() { case "$1" in ''|*[!0-9]*) return 1 ;; *) return 0 ;; esac; }
 for var in REST_PORT GRPC_PORT; do
@@ -136,6 +142,13 @@ EOF
 elif [ "$ENABLE_BATCHING" != "0" ] && [ "$ENABLE_BATCHING" != "false" ]; then
   die "ENABLE_BATCHING=$ENABLE_BATCHING: expected 1 or 0"
 fi
+case "$XLA" in
+  1|true)
+    COMMAND+=("--xla_cpu_compilation_enabled=true")
+    export TF_XLA_FLAGS="$XLA_SERVING_FLAGS${TF_XLA_FLAGS:+ $TF_XLA_FLAGS}" ;;
+  0|false) ;;
+  *) die "XLA=$XLA: expected 1 or 0" ;;
+esac
 COMMAND+=(${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
 
 # The raw-text signature "text" (bert/text_signature.py), when the export has one.
@@ -155,6 +168,9 @@ if [ "$DRY_RUN" = "1" ]; then
     cat "$BATCHING_FILE"
   fi
   echo "# serving version $LATEST of $BASE_DIR as model \"$MODEL_NAME\""
+  if [ "$XLA" = "1" ] || [ "$XLA" = "true" ]; then
+    echo "# environment: TF_XLA_FLAGS=$TF_XLA_FLAGS"
+  fi
   echo "# command:"
   printf '%q ' "${COMMAND[@]}" | sed 's/ $//'
   echo
@@ -182,4 +198,5 @@ fi
 raw_text_example >&2
 echo "$PROG: serving version $LATEST of $BASE_DIR as \"$MODEL_NAME\": REST http://localhost:$REST_PORT/v1/models/$MODEL_NAME, gRPC localhost:$GRPC_PORT" >&2
 echo "$PROG: config $CONFIG_FILE" >&2
+[ -z "${TF_XLA_FLAGS:-}" ] || echo "$PROG: TF_XLA_FLAGS=$TF_XLA_FLAGS" >&2
 exec "${COMMAND[@]}"

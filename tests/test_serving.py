@@ -534,7 +534,7 @@ def test_warmup_requests_replay(tiny_export):
 def _serve(args, env=None, cwd=None):
   full_env = dict(os.environ)
   for name in ("EXPORT_DIR", "MODEL_NAME", "REST_PORT", "GRPC_PORT", "ENABLE_BATCHING",
-               "TF_SERVING_BIN", "SERVING_OUTPUT_DIR"):
+               "TF_SERVING_BIN", "SERVING_OUTPUT_DIR", "XLA", "TF_XLA_FLAGS"):
     full_env.pop(name, None)
   full_env.update(env or {})
   return subprocess.run(["bash", SERVE_SH] + list(args), env=full_env, cwd=cwd or REPO_ROOT,
@@ -623,6 +623,70 @@ def test_serve_dry_run_config(tiny_export, tmp_path):
   for flag in ("--port=9500", "--rest_api_port=9501", "--enable_batching=true",
                "--batching_parameters_file=%s" % batching_file):
     assert flag in command
+
+
+def test_serve_dry_run_xla(tiny_export, tmp_path):
+  from bert import export_layout
+  env = {"SERVING_OUTPUT_DIR": str(tmp_path), "XLA": "1"}
+  result = _serve(["--dry-run", tiny_export.base_dir], env=env)
+  assert result.returncode == 0, result.stderr
+  assert "# environment: TF_XLA_FLAGS=%s\n" % export_layout.XLA_SERVING_FLAGS in result.stdout
+  command = result.stdout.split("# command:\n")[1].splitlines()[0].split()
+  assert "--xla_cpu_compilation_enabled=true" in command
+  plain = _serve(["--dry-run", tiny_export.base_dir], env=dict(env, XLA="0"))
+  assert "TF_XLA_FLAGS" not in plain.stdout and "--xla_cpu" not in plain.stdout
+  bad = _serve(["--dry-run", tiny_export.base_dir], env=dict(env, XLA="yes"))
+  assert bad.returncode == 1 and bad.stderr.strip() == "serve.sh: error: XLA=yes: expected 1 or 0"
+
+
+# Runs serving_default of an export as a server process does, with the partition graphs TensorFlow
+# executed: did XLA take the graph over (_XlaCompile/_XlaRun), and the probabilities.
+_XLA_PROBE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from bert.loaded_export import LoadedExport
+loaded = LoadedExport(sys.argv[1])
+inputs, outputs = loaded.inputs(), loaded.outputs()
+ids = np.array(json.loads(sys.argv[2]), np.int32)
+feed = {inputs["input_ids"]: ids, inputs["input_mask"]: (ids > 0).astype(np.int32),
+        inputs["segment_ids"]: np.zeros_like(ids)}
+options = tf.compat.v1.RunOptions(output_partition_graphs=True)
+result = []
+for _ in range(4):  # auto-clustering compiles lazily, after a cluster's first runs
+  metadata = tf.compat.v1.RunMetadata()
+  probabilities = loaded.session.run(outputs["probabilities"], feed, options=options,
+                                     run_metadata=metadata)
+  ops = sorted({node.op for graph in metadata.partition_graphs for node in graph.node})
+  result.append({"probabilities": probabilities.tolist(), "xla": [op for op in ops if "Xla" in op]})
+print(json.dumps(result))
+"""
+
+
+def test_xla_serving_matches_the_plain_graph(tiny_export):
+  """With XLA_SERVING_FLAGS (serve.sh XLA=1) the served graph runs compiled, and its
+  probabilities equal the plain graph's within 1e-5."""
+  from bert import export_layout
+  rng = np.random.RandomState(3)
+  ids = rng.randint(5, len(TOKENS), size=(3, 12))
+  ids[:, 0], ids[2, 7:] = 2, 0  # [CLS] first; padding in the last row
+  runs = {}
+  for name, flags in (("plain", None), ("xla", export_layout.XLA_SERVING_FLAGS)):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_XLA_FLAGS", None)
+    if flags:
+      env["TF_XLA_FLAGS"] = flags
+    result = subprocess.run([sys.executable, "-c", _XLA_PROBE, tiny_export.version_dir,
+                             json.dumps(ids.tolist())], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs[name] = json.loads(result.stdout.strip().splitlines()[-1])
+  assert not any(run["xla"] for run in runs["plain"])
+  assert runs["xla"][-1]["xla"], "XLA did not compile the served graph"
+  plain = np.array(runs["plain"][-1]["probabilities"])
+  assert plain.shape == (3, len(LABELS))
+  for run in runs["xla"]:
+    np.testing.assert_allclose(np.array(run["probabilities"]), plain, atol=1e-5)
 
 
 def _fake_base(tmp_path, with_version=True):
