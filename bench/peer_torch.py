@@ -22,6 +22,10 @@ themselves (time.perf_counter around each step or request); both get the same th
 A row's figure is the median over rounds of each round's value (training: examples/s of the
 round's steps; serving: the median latency of the round's requests); its ratio is the median of
 the per-round ratios, their time / our time (> 1: ours is faster), the range beside it.
+A third worker serves our exports with XLA auto-clustering (bert/export_layout.py's
+XLA_SERVING_FLAGS in its environment, as `scripts/serve.sh XLA=1` runs tensorflow_model_server;
+a few more warm-up requests, as it compiles each shape on one of its first runs); its ratio is
+their time / its time.
 Weights are random (seed 1): only time is measured. Writes output/bench/peer.md and the raw
 figures beside it (peer.json).
 """
@@ -43,13 +47,15 @@ if REPO_ROOT not in sys.path:
 
 from bench import markdown, perf_workers  # noqa: E402
 from bench.peer_torch_worker import REPLY_PREFIX, command_loop  # noqa: E402
-from bert import hardware  # noqa: E402
+from bert import export_layout, hardware  # noqa: E402
 
 PEER_WORKER = os.path.join(REPO_ROOT, "bench", "peer_torch_worker.py")
 DEFAULT_PEER_PYTHON = "/work/peer-venv/bin/python"
 TRAIN_MODEL = "teacher"
 TRAIN_PRECISIONS = ("fp32", "bf16")
-SIDES = ("ours", "theirs")
+SIDES = ("ours", "ours_xla", "theirs")
+TRAINING_SIDES = ("ours", "theirs")
+XLA_WARMUP = 8  # auto-clustering compiles a shape lazily, on one of its first runs
 
 FULL = {"rounds": 7, "train_batch": perf_workers.BATCH_SIZE,
         "train_seq": perf_workers.MAX_SEQ_LENGTH, "train_steps": 3, "train_warmup": 3,
@@ -312,6 +318,13 @@ def measure(plan, threads, peer_python, workdir):
     reply = workers["ours"].call(op="setup", **setup)
     data["versions"]["ours"], data["setup_seconds"]["ours"] = reply["versions"], reply[
         "setup_seconds"]
+    log("Setting up our side with XLA (serving only) ...")
+    workers["ours_xla"] = Worker(
+        "ours_xla", [sys.executable, os.path.abspath(__file__), "--worker"],
+        os.path.join(workdir, "ours_xla.log"),
+        dict(threads_env, TF_XLA_FLAGS=export_layout.XLA_SERVING_FLAGS))
+    data["setup_seconds"]["ours_xla"] = workers["ours_xla"].call(
+        op="setup", **dict(setup, train_precisions=[]))["setup_seconds"]
     missing = peer_python_status(peer_python)
     if missing:
       data["notes"].append("PyTorch column left out: %s (set --peer_python or PEER_PYTHON; "
@@ -331,27 +344,30 @@ def measure(plan, threads, peer_python, workdir):
         log(data["notes"][-1])
         workers.pop("theirs").close()
     sides = [s for s in SIDES if s in workers]
+    training_sides = [s for s in sides if s in TRAINING_SIDES]
     data["sides"] = sides
 
     log("Warm-up ...")
     for precision in TRAIN_PRECISIONS:
-      for side in sides:
+      for side in training_sides:
         workers[side].call(op="train", precision=precision, batch=0, steps=plan["train_warmup"])
     requests = {}
     for model in sorted(perf_workers.MODELS):
       for batch, seq in plan["serve_shapes"]:
         for side in sides:
           reply = workers[side].call(op="serve", model=model, batch=batch, seq=seq,
-                                     requests=plan["serve_warmup"])
+                                     requests=max(plan["serve_warmup"], XLA_WARMUP)
+                                     if side == "ours_xla" else plan["serve_warmup"])
           if side == "ours":  # requests per round: about serve_seconds of ours
             requests[(model, batch, seq)] = int(max(plan["min_requests"], min(
                 plan["max_requests"], round(plan["serve_seconds"] / min(reply["seconds"])))))
 
-    train_variants = [(side, p) for p in TRAIN_PRECISIONS for side in sides]
+    train_variants = [(side, p) for p in TRAIN_PRECISIONS for side in training_sides]
     rows = [("train", p) for p in TRAIN_PRECISIONS] + [
         ("serve", model, batch, seq) for model in ("teacher", "student")
         for batch, seq in plan["serve_shapes"]]
-    rounds = {row: {side: [] for side in sides} for row in rows}
+    rounds = {row: {side: [] for side in (training_sides if row[0] == "train" else sides)}
+              for row in rows}
     for r in range(plan["rounds"]):
       for side, precision in rotated(train_variants, r):
         time.sleep(plan["settle"])
@@ -368,7 +384,7 @@ def measure(plan, threads, peer_python, workdir):
           rounds[row][side].append(1e3 * statistics.median(reply["seconds"]))
       log("  round %d/%d: %s" % (r + 1, plan["rounds"], "; ".join(
           "%s %s" % (" ".join(str(x) for x in row[1:]), " vs ".join(
-              "%.4g" % rounds[row][side][-1] for side in sides)) for row in rows)))
+              "%.4g" % values[-1] for values in rounds[row].values())) for row in rows)))
   finally:
     for worker in workers.values():
       worker.close()
@@ -379,13 +395,17 @@ def measure(plan, threads, peer_python, workdir):
   return data
 
 
-def summarize(entry, sides):
-  """(ours, theirs, per-round ratios their time / our time) of one row."""
-  ours = statistics.median(entry["values"]["ours"])
-  if "theirs" not in sides:
+def summarize(entry, side="ours"):
+  """(side's figure, theirs, per-round ratios their time / side's time) of one row; None and []
+  for what the row lacks."""
+  values = entry["values"]
+  if side not in values:
+    return None, None, []
+  ours = statistics.median(values[side])
+  if "theirs" not in values:
     return ours, None, []
-  theirs = statistics.median(entry["values"]["theirs"])
-  pairs = zip(entry["values"]["ours"], entry["values"]["theirs"])
+  theirs = statistics.median(values["theirs"])
+  pairs = zip(values[side], values["theirs"])
   if entry["row"][0] == "train":  # examples/s: their time / our time = ours / theirs
     ratios = [o / t for o, t in pairs]
   else:  # milliseconds
@@ -395,7 +415,7 @@ def summarize(entry, sides):
 
 def report(data):
   """The markdown report, as a list of lines."""
-  plan, sides = data["plan"], data["sides"]
+  plan = data["plan"]
   configs = data["configs"]
 
   def shape(name):
@@ -407,7 +427,8 @@ def report(data):
   lines = ["# This toolkit vs. Hugging Face transformers on PyTorch", "",
            "- Machine: %s; python %s." % (data["machine"], data["python"]),
            "- Ours: TensorFlow %s, graph mode; training as Trainer.build_train_graph builds it; "
-           "serving through the exported SavedModel (one Session call per request)." %
+           "serving through the exported SavedModel (one Session call per request); "
+           "ours + XLA: the same, with XLA auto-clustering (`scripts/serve.sh XLA=1`)." %
            versions["ours"]["tensorflow"],
            "- Theirs: %s" % ("torch %s, transformers %s: BertForSequenceClassification, eager, "
                             "`sdpa` attention; AdamW; bf16 = torch.autocast(cpu, bfloat16); "
@@ -427,25 +448,32 @@ def report(data):
   lines += ["- " + note for note in data["notes"]]
   lines += ["", "Ratio: their time / our time, the median of the per-round ratios (> 1: ours "
             "is faster); the range is the per-round ratios' lowest and highest.", ""]
+
+  def ratio_cells(ratios):
+    if not ratios:
+      return ["-", "-"]
+    return ["%.2f×" % statistics.median(ratios), "%.2f–%.2f" % (min(ratios), max(ratios))]
+
   table_rows = []
   for entry in data["rounds"]:
     row = entry["row"]
-    ours, peer, ratios = summarize(entry, sides)
+    ours, peer, ratios = summarize(entry)
+    xla, _, xla_ratios = summarize(entry, "ours_xla")
     if row[0] == "train":
       what = "training %s, ex/s" % row[1]
       where = "%s, batch %d × %d" % (shape(TRAIN_MODEL), plan["train_batch"], plan["train_seq"])
-      cells = ["%.1f" % ours, "-" if peer is None else "%.1f" % peer]
+      form = "%.1f"
     else:
       what = "serving, median ms (%d requests/round)" % entry["requests"]
       where = "%s, batch %d × %d" % (shape(row[1]), row[2], row[3])
-      cells = ["%.2f" % ours, "-" if peer is None else "%.2f" % peer]
-    ratio = "-" if not ratios else "%.2f×" % statistics.median(ratios)
-    spread = "-" if not ratios else "%.2f–%.2f" % (min(ratios), max(ratios))
-    table_rows.append([what, where] + cells + [ratio, spread])
-  lines += markdown.table(["measure", "shape", "ours", "PyTorch", "ratio", "range"], table_rows)
+      form = "%.2f"
+    cells = ["-" if value is None else form % value for value in (ours, xla, peer)]
+    table_rows.append([what, where] + cells + ratio_cells(ratios) + ratio_cells(xla_ratios))
+  lines += markdown.table(["measure", "shape", "ours", "ours + XLA", "PyTorch", "ratio", "range",
+                           "ratio XLA", "range XLA"], table_rows)
   by_row = {tuple(e["row"]): e for e in data["rounds"]}
   speedups = []
-  for side in sides:
+  for side in by_row[("train", "fp32")]["values"]:
     fp32, bf16 = (by_row[("train", p)]["values"][side] for p in ("fp32", "bf16"))
     speedups.append("%s %.2f×" % ("ours" if side == "ours" else "PyTorch",
                                   statistics.median(b / f for b, f in zip(bf16, fp32))))
