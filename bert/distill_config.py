@@ -387,10 +387,9 @@ class DistillConfig(object):
         return "%g" % spec["start"]
       return "%s %g→%g" % (spec["schedule"], spec["start"], spec["end"])
 
+    soft = "temperature %s" % text(self.temperature)
     if self.soft_loss == "mse":
-      soft = "soft loss mse of the logits"
-    else:
-      soft = "soft loss ce, temperature %s" % text(self.temperature)
+      soft = "soft loss: mse of the logits (no temperature)"
     lines = ["distillation: stage %s, alpha %s%s, %s" %
              (self.stage, text(self.alpha), " (ignored)" if self.stage == "intermediate" else "",
               soft)]
