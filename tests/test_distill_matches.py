@@ -389,6 +389,8 @@ def test_configuration_errors_are_one_line(kit, tmp_path):
       (dict(distill_stage="intermediate"), ["--distill_stage=intermediate: needs matches"]),
       (dict(distill_preset="minilm", match_teacher="3"), ["--match_teacher", "out of range"]),
       (dict(distill_config=str(tmp_path / "missing.json")), ["cannot read"]),
+      (dict(distill_config=config_file({"soft_loss": "kl"})),
+       ["soft_loss 'kl' is not one of ce, mse"]),
   ]
   for overrides, words in cases:
     with pytest.raises(UsageError) as error:
@@ -396,6 +398,21 @@ def test_configuration_errors_are_one_line(kit, tmp_path):
     message = one_line(error.value)
     for word in words:
       assert word in message, (overrides, word, message)
+
+
+def test_soft_loss_from_flag_and_config_file(tmp_path):
+  config = {"num_hidden_layers": 2, "num_attention_heads": 2, "hidden_size": 8}
+
+  def described(soft_loss, config_file=None):
+    made = distill_config.DistillConfig([config], config, ["t"], 0.5, 2.0, config_file,
+                                        soft_loss=soft_loss)
+    return made.soft_loss, made.describe()[0]
+
+  assert described("ce") == ("ce", "distillation: stage full, alpha 0.5, temperature 2")
+  assert described("mse") == ("mse", "distillation: stage full, alpha 0.5, soft loss: mse of "
+                                      "the logits (no temperature)")
+  override = write_json(str(tmp_path / "mse.json"), {"soft_loss": "mse"})
+  assert described("ce", override)[0] == "mse"  # the file's keys take precedence
 
 
 def test_presets_layer_maps():
