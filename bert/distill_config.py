@@ -39,7 +39,7 @@ FEATURES = ("hidden", "attention", "embedding", "pooled")
 LOSSES = {"hidden": ("mse", "cosine", "pkd"), "embedding": ("mse", "cosine"),
           "attention": ("mse", "kl"), "pooled": ("mse", "cosine", "pkd")}
 LAYERED = ("hidden", "attention")
-PRESETS = ("none", "tinybert", "pkd_skip", "pkd_last", "minilm")
+PRESETS = ("none", "tinybert", "pkd_skip", "pkd_last", "minilm", "last_hidden")
 STAGES = ("full", "intermediate")
 SOFT_LOSSES = ("ce", "mse")
 SCHEDULES = ("constant", "linear", "cosine")
@@ -57,7 +57,8 @@ def define_flags(flag_values):
   flags.DEFINE_enum("distill_preset", "none", list(PRESETS), "Intermediate matches besides the "
                     "logits: tinybert (hidden + attention scores + embeddings, uniform layer map), "
                     "pkd_skip / pkd_last (normalised [CLS] states of every k-th / the last "
-                    "teacher layers), minilm (last-layer attention KL); none: logits only.",
+                    "teacher layers), minilm (last-layer attention KL), last_hidden (last-layer "
+                    "states, mse over real tokens); none: logits only.",
                     flag_values=flag_values)
   flags.DEFINE_string("distill_layer_map", None, "Student layer j matches teacher layer map[j], "
                       "one index per student layer (default: the preset's, uniform for tinybert "
@@ -285,6 +286,8 @@ def preset_matches(preset, layer_map, teacher_layers, student_layers):
     return matches
   if preset == "minilm":
     return [match("attention", "kl", student_layers - 1)]
+  if preset == "last_hidden":  # a FitNets hint at the top: the states the classifier reads
+    return [match("hidden", "mse", student_layers - 1)]
   # BERT-PKD: every student layer but the last (the logits cover it).
   if student_layers < 2:
     raise UsageError("%s: needs a student of at least 2 layers (the last is covered by the "

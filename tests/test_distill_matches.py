@@ -428,6 +428,10 @@ def test_presets_layer_maps():
   (minilm,) = distill_config.preset_matches("minilm", None, 12, 4)
   assert (minilm["feature"], minilm["loss"], minilm["teacher_layer"],
           minilm["student_layer"]) == ("attention", "kl", 11, 3)
+  (top,) = distill_config.preset_matches("last_hidden", None, 6, 2)
+  assert (top["feature"], top["loss"], top["teacher_layer"], top["student_layer"]) == (
+      "hidden", "mse", 5, 1)
+  assert distill_config.preset_matches("last_hidden", [0, 3], 6, 2)[0]["teacher_layer"] == 3
   assert distill_config.preset_matches("none", None, 12, 4) == []
 
 
