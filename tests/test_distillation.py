@@ -145,12 +145,17 @@ def _log_softmax(z):
   return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def test_kd_loss_matches_numpy_and_stops_teacher_gradients():
-  rng = np.random.RandomState(0)
-  batch, num_labels = 6, 3
+def _random_logits(seed, batch=6, num_labels=3):
+  """(student logits, teacher logits, labels) of a random batch."""
+  rng = np.random.RandomState(seed)
   student = (rng.randn(batch, num_labels) * 3).astype(np.float32)
   teacher = (rng.randn(batch, num_labels) * 3).astype(np.float32)
-  labels = rng.randint(0, num_labels, batch).astype(np.int32)
+  return student, teacher, rng.randint(0, num_labels, batch).astype(np.int32)
+
+
+def test_kd_loss_matches_numpy_and_stops_teacher_gradients():
+  batch, num_labels = 6, 3
+  student, teacher, labels = _random_logits(0, batch, num_labels)
   hard_ref = -_log_softmax(student)[np.arange(batch), labels]
   cases = [(t, a) for t in (0.5, 1.0, 2.0, 5.0) for a in (0.0, 0.3, 1.0)]
   with tf.Graph().as_default():
@@ -583,11 +588,8 @@ def test_a_tempered_teacher_is_distilled_at_one_temperature(kit, tmp_path):
 
 
 def test_kd_loss_mse_matches_numpy_with_transfer_examples():
-  rng = np.random.RandomState(1)
   batch, num_labels = 6, 3
-  student = (rng.randn(batch, num_labels) * 3).astype(np.float32)
-  teacher = (rng.randn(batch, num_labels) * 3).astype(np.float32)
-  labels = rng.randint(0, num_labels, batch).astype(np.int32)
+  student, teacher, labels = _random_logits(1, batch, num_labels)
   has_label = np.array([1, 0, 1, 1, 0, 0], np.int32)
   alpha = 0.3
   with tf.Graph().as_default():
