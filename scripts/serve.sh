@@ -142,8 +142,10 @@ EOF
 elif [ "$ENABLE_BATCHING" != "0" ] && [ "$ENABLE_BATCHING" != "false" ]; then
   die "ENABLE_BATCHING=$ENABLE_BATCHING: expected 1 or 0"
 fi
+USE_XLA=0
 case "$XLA" in
   1|true)
+    USE_XLA=1
     COMMAND+=("--xla_cpu_compilation_enabled=true")
     export TF_XLA_FLAGS="$XLA_SERVING_FLAGS${TF_XLA_FLAGS:+ $TF_XLA_FLAGS}" ;;
   0|false) ;;
@@ -168,7 +170,7 @@ if [ "$DRY_RUN" = "1" ]; then
     cat "$BATCHING_FILE"
   fi
   echo "# serving version $LATEST of $BASE_DIR as model \"$MODEL_NAME\""
-  if [ "$XLA" = "1" ] || [ "$XLA" = "true" ]; then
+  if [ "$USE_XLA" = "1" ]; then
     echo "# environment: TF_XLA_FLAGS=$TF_XLA_FLAGS"
   fi
   echo "# command:"
