@@ -58,6 +58,9 @@ def parse_args(argv=None):
                       "(empty: none)")
   parser.add_argument("--variant", action="append", default=[],
                       help="name:'extra distillation flags', one more distilled student per seed")
+  parser.add_argument("--augment_min_length", type=int, default=0,
+                      help="only training texts of at least this many words get augmented "
+                      "copies (SST-2's dev sentences are longer than most training phrases)")
   parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                       help="auto: bf16 where the hardware has native bf16, else fp32")
   parser.add_argument("--max_seq_length", type=int, default=64)
@@ -65,6 +68,12 @@ def parse_args(argv=None):
   parser.add_argument("--epochs", type=float, default=1.0)
   parser.add_argument("--teacher_lr", type=float, default=5e-5)
   parser.add_argument("--student_lr", type=float, default=1e-4)
+  parser.add_argument("--student_init", default="pretrained", choices=["pretrained", "teacher"],
+                      help="what every student (alone and distilled) starts from: the converted "
+                      "MiniLM checkpoint's --student_layers, or the fine-tuned teacher's export's "
+                      "(its layers and classifier)")
+  parser.add_argument("--teacher_seed", type=int, default=12345,
+                      help="--seed of the teacher's fine-tuning")
   parser.add_argument("--student_layers", default=None,
                       help="teacher layers the student starts from (0,5; --tiny: 1)")
   parser.add_argument("--temperature", type=float, default=2.0)
@@ -258,8 +267,12 @@ def plan(args, steps):
           ("distilled_logits", "bert/run_classifier_distill.py", base + distill)]
   for copies in args.copies:
     length = ["--num_train_epochs=%s" % args.epochs] if args.transfer_epoch else base
-    runs.append(("distilled_transfer_x%d" % copies, "bert/run_classifier_distill.py",
-                 length + distill + ["--augment_copies=%d" % copies]))
+    augment = ["--augment_copies=%d" % copies]
+    if args.augment_min_length:
+      augment.append("--augment_min_length=%d" % args.augment_min_length)
+    runs.append(("distilled_transfer_x%d%s" % (copies, "_min%d" % args.augment_min_length
+                                               if args.augment_min_length else ""),
+                 "bert/run_classifier_distill.py", length + distill + augment))
   for name, flags in args.variants:
     runs.append(("distilled_" + name, "bert/run_classifier_distill.py", base + distill + flags))
   return runs
@@ -339,12 +352,13 @@ def report(args, rows, steps, train_count, teacher_acc):
            ("a random tiny" if args.tiny else "MiniLM-L6",
             len(args.student_layers.split(",")), args.student_layers,
             " — quick" if args.quick else " — tiny" if args.tiny else ""), "",
-           "%d training examples, dev %s, max_seq_length %d, batch %d, %s, students %d steps; "
-           "distillation T=%s, alpha=%s, teacher logits %s. Serving: SavedModel in-process, "
-           "sequence %d, lowest of 3 rounds' medians of %d runs." %
+           "%d training examples, dev %s, max_seq_length %d, batch %d, %s, students %d steps "
+           "from the %s; distillation T=%s, alpha=%s, teacher logits %s. Serving: SavedModel "
+           "in-process, sequence %d, lowest of 3 rounds' medians of %d runs." %
            (train_count, args.data_dir, args.max_seq_length, args.batch_size, args.precision,
-            steps, args.temperature, args.alpha, args.teacher_logits, args.max_seq_length,
-            args.serving_runs), "",
+            steps, "teacher's export" if args.student_init == "teacher" else
+            "converted checkpoint", args.temperature, args.alpha, args.teacher_logits,
+            args.max_seq_length, args.serving_runs), "",
            "| model | seed | steps | dev acc | agreement with teacher | parameters | ms batch 1 | "
            "ms batch 8 | speedup batch 8 | gap recovered | wall time |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -407,9 +421,12 @@ def main(argv=None):
         "--bert_config_file=" + os.path.join(minilm, "bert_config.json"),
         "--init_checkpoint=" + os.path.join(minilm, "bert_model.ckpt"),
         "--learning_rate=%s" % args.teacher_lr, "--num_train_epochs=%s" % args.epochs,
-        "--output_dir=" + teacher_dir, "--export_dir=" + teacher_export], log_dir, args.dry_run)
+        "--seed=%d" % args.teacher_seed, "--output_dir=" + teacher_dir,
+        "--export_dir=" + teacher_export], log_dir, args.dry_run)
 
   config = student_config(args, minilm)
+  student_init = (teacher_export if args.student_init == "teacher" else
+                  os.path.join(minilm, "bert_model.ckpt"))
   students = []
   for seed in args.seeds:
     for name, script, extra in plan(args, steps):
@@ -427,8 +444,8 @@ def main(argv=None):
           flags.append("--teacher_model=" + teacher_export)
         log_file = run_stage(stages, stage, [script] + common + [
             "--bert_config_file=" + config,
-            "--init_checkpoint=" + os.path.join(minilm, "bert_model.ckpt"),
-            "--init_layer_map=" + args.student_layers, "--learning_rate=%s" % args.student_lr,
+            "--init_checkpoint=" + student_init, "--init_layer_map=" + args.student_layers,
+            "--learning_rate=%s" % args.student_lr,
             "--seed=%d" % seed, "--output_dir=" + output_dir,
             "--export_dir=" + export_base] + flags, log_dir, args.dry_run)
         if args.dry_run:

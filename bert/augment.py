@@ -39,7 +39,8 @@ MLM_TOP_K = 15
 MAX_ATTEMPTS = 10
 
 Settings = collections.namedtuple(
-    "Settings", ["copies", "seed", "mask_prob", "replace_prob", "ngram_prob", "max_ngram"])
+    "Settings", ["copies", "seed", "mask_prob", "replace_prob", "ngram_prob", "max_ngram",
+                 "min_length"], defaults=(0,))
 
 
 def is_cjk(char):
@@ -154,6 +155,11 @@ class Augmenter(object):
     return results
 
 
+def unit_count(text_a, text_b=None):
+  """Words (CJK: characters) of an example, both texts."""
+  return sum(len(split_units(t)) for t in (text_a, text_b) if t)
+
+
 def mask_token_for(vocab):
   """`[MASK]` when the vocab has it, else `[UNK]`."""
   return MASK_TOKEN if MASK_TOKEN in vocab else UNK_TOKEN
@@ -168,7 +174,8 @@ def write_augmented(output_dir, examples, settings, mask_token, fingerprint_valu
                     mlm=None):
   """Writes `copies` variants of each example to output_dir/augmented.txt, atomically.
 
-  examples: the labelled InputExamples (only their texts are read).
+  examples: the labelled InputExamples (only their texts are read); those shorter than
+    settings.min_length units get no variants.
   mlm: an optional MlmFiller: replaced words it can predict are its choices (TinyBERT).
   Returns the number of variants written.
   """
@@ -180,7 +187,11 @@ def write_augmented(output_dir, examples, settings, mask_token, fingerprint_valu
   os.makedirs(output_dir, exist_ok=True)
   temp = "%s.tmp-%d" % (path, os.getpid())
   lines = []
+  sources = 0
   for index, example in enumerate(examples):
+    if unit_count(example.text_a, example.text_b) < settings.min_length:
+      continue
+    sources += 1
     for text_a, text_b in augmenter.variants(index, example.text_a, example.text_b,
                                              settings.copies, settings.seed):
       lines.append(text_a + ("\t" + text_b if text_b is not None else ""))
@@ -202,9 +213,10 @@ def write_augmented(output_dir, examples, settings, mask_token, fingerprint_valu
     raise
   os.replace(temp, path)
   os.replace(temp + ".json", path + ".json")
-  log("Augmented %d training texts into %d transfer examples (%d copies each, seed %d, "
+  log("Augmented %d training texts%s into %d transfer examples (%d copies each, seed %d, "
       "mask %.2f, replace %.2f%s, n-gram %.2f) in %.1f s: %s" %
-      (len(examples), count, settings.copies, settings.seed, settings.mask_prob,
+      (sources, " (of %d: those of >= %d words)" % (len(examples), settings.min_length)
+       if settings.min_length else "", count, settings.copies, settings.seed, settings.mask_prob,
        settings.replace_prob, " (%d words chosen by the MLM)" % filled if mlm else "",
        settings.ngram_prob, time.time() - started, path))
   return count

@@ -190,6 +190,10 @@ def define_distill_flags(flag_values=None):
   f.DEFINE_float("augment_ngram_prob", 0.25, "Augmentation: probability of keeping only a random "
                  "n-gram of the variant, n uniform in [1, --augment_max_ngram].")
   f.DEFINE_integer("augment_max_ngram", 5, "Augmentation: longest n-gram kept by n-gram sampling.")
+  f.DEFINE_integer("augment_min_length", 0, "Augmentation: only training texts of at least this "
+                   "many words (CJK: characters) get variants, so the transfer set leans towards "
+                   "texts as long as those served (SST-2: training phrases have a median of 7 "
+                   "words, dev sentences 19).")
   f.DEFINE_string("augment_mlm_checkpoint", None, "Augmentation: a pre-trained Google checkpoint "
                   "with its masked-LM head (cls/predictions/*, bert_config.json beside it, the "
                   "--vocab_file vocab): replaced words that are one wordpiece are drawn from its "
@@ -226,6 +230,8 @@ def check_transfer_flags(fv):
                      (fv.augment_mask_prob + fv.augment_replace_prob))
   if fv.augment_max_ngram < 1:
     raise UsageError("--augment_max_ngram: must be >= 1, got %d" % fv.augment_max_ngram)
+  if fv.augment_min_length < 0:
+    raise UsageError("--augment_min_length: must be >= 0, got %d" % fv.augment_min_length)
   if fv.augment_mlm_top_k < 1:
     raise UsageError("--augment_mlm_top_k: must be >= 1, got %d" % fv.augment_mlm_top_k)
 

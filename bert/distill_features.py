@@ -42,7 +42,8 @@ def augmented_file(config, processor, vocab, train_examples):
   distill = config.distill
   augment_settings = augment.Settings(
       distill.augment_copies, distill.augment_seed, distill.augment_mask_prob,
-      distill.augment_replace_prob, distill.augment_ngram_prob, distill.augment_max_ngram)
+      distill.augment_replace_prob, distill.augment_ngram_prob, distill.augment_max_ngram,
+      distill.augment_min_length)
   data_file = processor.data_file(config.data_dir, "train")
   mask_token = augment.mask_token_for(vocab)
   fingerprint = augment.fingerprint(data_file, augment_settings, mask_token,

@@ -53,6 +53,7 @@ class DistillSettings(object):
   augment_replace_prob: float = 0.1
   augment_ngram_prob: float = 0.25
   augment_max_ngram: int = 5
+  augment_min_length: int = 0
   augment_mlm_checkpoint: Optional[str] = None
   augment_mlm_top_k: int = 15
 

@@ -244,6 +244,28 @@ def test_augmentation_rates_match_the_settings():
   assert "[MASK]" not in out
 
 
+def test_augmentation_min_length_keeps_short_texts_out(tmp_path):
+  examples = [classifier_data.InputExample(str(i), text, None, "1")
+              for i, text in enumerate(CORPUS)]
+  counts = [augment.unit_count(text) for text in CORPUS]
+  assert counts == [10, 10, 3, 1, 8]  # CJK characters count one each, "ok" one word
+  logs = []
+
+  def variants(min_length, name):
+    settings = augment.Settings(copies=2, seed=3, mask_prob=0.2, replace_prob=0.2, ngram_prob=0.0,
+                                max_ngram=5, min_length=min_length)
+    augment.write_augmented(str(tmp_path / name), examples, settings, "[MASK]", {}, log=logs.append)
+    with open(str(tmp_path / name / augment.AUGMENTED_FILE), encoding="utf-8") as f:
+      return f.read().splitlines()
+
+  everything, long_only = variants(0, "all"), variants(8, "long")
+  assert len(everything) == 10 and len(long_only) == 6
+  # The long texts' variants are the same draws as without the filter (seeded per example).
+  assert long_only == everything[:4] + everything[8:]
+  assert "Augmented 3 training texts (of 5: those of >= 8 words) into 6" in logs[1], logs
+  assert "(of " not in logs[0]
+
+
 def test_mask_token_survives_tokenization(kit):
   from bert import tokenization
   tokenizer = augment.MaskAwareTokenizer(tokenization.FullTokenizer(kit.vocab_file, True))
@@ -256,7 +278,8 @@ def test_transfer_flags_are_checked():
                           (dict(augment_mask_prob=1.5), "--augment_mask_prob"),
                           (dict(augment_mask_prob=0.6, augment_replace_prob=0.6),
                            "--augment_mask_prob + --augment_replace_prob"),
-                          (dict(augment_max_ngram=0), "--augment_max_ngram")):
+                          (dict(augment_max_ngram=0), "--augment_max_ngram"),
+                          (dict(augment_min_length=-1), "--augment_min_length")):
     with pytest.raises(UsageError) as error:
       classifier_flags.check_transfer_flags(types.SimpleNamespace(
           **dict(dataclasses.asdict(DistillSettings()), **overrides)))
@@ -467,6 +490,25 @@ def test_sst2_benchmark_tiny_path_runs_end_to_end_and_reuses_its_stages(tmp_path
   again = run_entry(args, timeout=600)
   assert again.returncode == 0, again.stderr[-3000:]
   assert again.stdout.count("reusing") == 5, again.stdout  # convert, teacher, three students
+
+
+def test_sst2_benchmark_dry_run_starts_students_from_the_teacher_when_asked(tmp_path):
+  from conftest import run_entry
+  data_dir = write_sst2_like(str(tmp_path / "sst2"))
+  work = str(tmp_path / "work")
+  result = run_entry(["bench/sst2_distill.py", "--tiny", "--dry_run", "--data_dir", data_dir,
+                      "--work_dir", work, "--student_init", "teacher", "--teacher_seed", "7",
+                      "--augment_copies", "3", "--augment_min_length", "4"], timeout=300)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  commands = {line.split("]")[0][1:]: line for line in result.stdout.splitlines()
+              if line.startswith("[")}
+  teacher_export = os.path.join(work, "export", "teacher")
+  assert "--seed=7" in commands["teacher"].split()
+  for name in ("student_alone", "distilled_logits", "distilled_transfer_x3_min4"):
+    flags = commands["seed1/" + name].split()
+    assert "--init_checkpoint=" + teacher_export in flags, flags
+  transfer = commands["seed1/distilled_transfer_x3_min4"].split()
+  assert "--augment_copies=3" in transfer and "--augment_min_length=4" in transfer
 
 
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
