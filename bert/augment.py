@@ -195,6 +195,10 @@ def write_augmented(output_dir, examples, settings, mask_token, fingerprint_valu
     for text_a, text_b in augmenter.variants(index, example.text_a, example.text_b,
                                              settings.copies, settings.seed):
       lines.append(text_a + ("\t" + text_b if text_b is not None else ""))
+  if examples and not sources:
+    raise UsageError("--augment_min_length: no training text has %d words or more (the longest "
+                     "has %d)" % (settings.min_length, max(unit_count(e.text_a, e.text_b)
+                                                            for e in examples)))
   filled = 0
   if mlm is not None:
     lines, filled = mlm.fill(lines, settings.seed)

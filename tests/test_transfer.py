@@ -264,6 +264,9 @@ def test_augmentation_min_length_keeps_short_texts_out(tmp_path):
   assert long_only == everything[:4] + everything[8:]
   assert "Augmented 3 training texts (of 5: those of >= 8 words) into 6" in logs[1], logs
   assert "(of " not in logs[0]
+  with pytest.raises(UsageError, match=r"--augment_min_length: no training text has 11 words or "
+                     r"more \(the longest has 10\)"):
+    variants(11, "none")
 
 
 def test_mask_token_survives_tokenization(kit):
