@@ -61,6 +61,9 @@ def parse_args(argv=None):
   parser.add_argument("--augment_min_length", type=int, default=0,
                       help="only training texts of at least this many words get augmented "
                       "copies (SST-2's dev sentences are longer than most training phrases)")
+  parser.add_argument("--augment_ngram_prob", type=float, default=None,
+                      help="--augment_ngram_prob of the transfer runs (default: the flag's, "
+                      "0.25); 0 keeps every variant whole, as long as its source text")
   parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                       help="auto: bf16 where the hardware has native bf16, else fp32")
   parser.add_argument("--max_seq_length", type=int, default=64)
@@ -267,12 +270,14 @@ def plan(args, steps):
           ("distilled_logits", "bert/run_classifier_distill.py", base + distill)]
   for copies in args.copies:
     length = ["--num_train_epochs=%s" % args.epochs] if args.transfer_epoch else base
-    augment = ["--augment_copies=%d" % copies]
+    augment, name = ["--augment_copies=%d" % copies], "distilled_transfer_x%d" % copies
     if args.augment_min_length:
       augment.append("--augment_min_length=%d" % args.augment_min_length)
-    runs.append(("distilled_transfer_x%d%s" % (copies, "_min%d" % args.augment_min_length
-                                               if args.augment_min_length else ""),
-                 "bert/run_classifier_distill.py", length + distill + augment))
+      name += "_min%d" % args.augment_min_length
+    if args.augment_ngram_prob is not None:
+      augment.append("--augment_ngram_prob=%g" % args.augment_ngram_prob)
+      name += "_ng%g" % args.augment_ngram_prob
+    runs.append((name, "bert/run_classifier_distill.py", length + distill + augment))
   for name, flags in args.variants:
     runs.append(("distilled_" + name, "bert/run_classifier_distill.py", base + distill + flags))
   return runs

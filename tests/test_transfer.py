@@ -501,17 +501,20 @@ def test_sst2_benchmark_dry_run_starts_students_from_the_teacher_when_asked(tmp_
   work = str(tmp_path / "work")
   result = run_entry(["bench/sst2_distill.py", "--tiny", "--dry_run", "--data_dir", data_dir,
                       "--work_dir", work, "--student_init", "teacher", "--teacher_seed", "7",
-                      "--augment_copies", "3", "--augment_min_length", "4"], timeout=300)
+                      "--augment_copies", "3", "--augment_min_length", "4",
+                      "--augment_ngram_prob", "0"], timeout=300)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   commands = {line.split("]")[0][1:]: line for line in result.stdout.splitlines()
               if line.startswith("[")}
   teacher_export = os.path.join(work, "export", "teacher")
   assert "--seed=7" in commands["teacher"].split()
-  for name in ("student_alone", "distilled_logits", "distilled_transfer_x3_min4"):
+  for name in ("student_alone", "distilled_logits", "distilled_transfer_x3_min4_ng0"):
     flags = commands["seed1/" + name].split()
     assert "--init_checkpoint=" + teacher_export in flags, flags
-  transfer = commands["seed1/distilled_transfer_x3_min4"].split()
-  assert "--augment_copies=3" in transfer and "--augment_min_length=4" in transfer
+  transfer = commands["seed1/distilled_transfer_x3_min4_ng0"].split()
+  assert {"--augment_copies=3", "--augment_min_length=4", "--augment_ngram_prob=0"} <= set(transfer)
+  assert not any(f.startswith("--augment_ngram_prob") for f in commands["seed1/distilled_logits"]
+                 .split())
 
 
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
