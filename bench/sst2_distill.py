@@ -39,6 +39,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 STAGES_FILE = "stages.json"
+STUDENT_KINDS = ("alone", "logits", "transfer", "variants")
 
 
 def log(message):
@@ -91,6 +92,9 @@ def parse_args(argv=None):
                       help="train on a seeded sample of this many lines (--quick: 2000)")
   parser.add_argument("--serving_runs", type=int, default=0,
                       help="timed runs per batch size (default 30; --quick 10, --tiny 2)")
+  parser.add_argument("--students", default="alone,logits,transfer,variants",
+                      help="which students each seed trains: a comma-separated subset of "
+                      "alone,logits,transfer,variants (the table shows only those)")
   parser.add_argument("--dry_run", action="store_true",
                       help="print each stage's command, or that it is reused, and stop")
   parser.add_argument("--quick", action="store_true")
@@ -113,6 +117,12 @@ def parse_args(argv=None):
       parser.error("--variant: expected name:'--flag=value ...', got %r" % spec)
     variants.append((name.strip(), shlex.split(flags)))
   args.variants = variants
+  kinds = [k.strip() for k in args.students.split(",") if k.strip()]
+  unknown = sorted(set(kinds) - set(STUDENT_KINDS))
+  if unknown or not kinds:
+    parser.error("--students: expected a comma-separated subset of %s, got %r" %
+                 (",".join(STUDENT_KINDS), args.students))
+  args.students = kinds
   return args
 
 
@@ -266,9 +276,12 @@ def plan(args, steps):
   base = ["--num_train_steps=%d" % steps]
   distill = ["--teacher_logits=" + args.teacher_logits, "--temperature=%s" % args.temperature,
              "--alpha=%s" % args.alpha]
-  runs = [("student_alone", "bert/run_classifier.py", base),
-          ("distilled_logits", "bert/run_classifier_distill.py", base + distill)]
-  for copies in args.copies:
+  runs = []
+  if "alone" in args.students:
+    runs.append(("student_alone", "bert/run_classifier.py", base))
+  if "logits" in args.students:
+    runs.append(("distilled_logits", "bert/run_classifier_distill.py", base + distill))
+  for copies in (args.copies if "transfer" in args.students else []):
     length = ["--num_train_epochs=%s" % args.epochs] if args.transfer_epoch else base
     augment, name = ["--augment_copies=%d" % copies], "distilled_transfer_x%d" % copies
     if args.augment_min_length:
@@ -278,7 +291,7 @@ def plan(args, steps):
       augment.append("--augment_ngram_prob=%g" % args.augment_ngram_prob)
       name += "_ng%g" % args.augment_ngram_prob
     runs.append((name, "bert/run_classifier_distill.py", length + distill + augment))
-  for name, flags in args.variants:
+  for name, flags in (args.variants if "variants" in args.students else []):
     runs.append(("distilled_" + name, "bert/run_classifier_distill.py", base + distill + flags))
   return runs
 
@@ -371,7 +384,8 @@ def report(args, rows, steps, train_count, teacher_acc):
   alone = {r["seed"]: r["acc"] for r in rows if r["name"] == "student_alone"}
   for r in rows:
     gap = "-"
-    if r["name"].startswith("distilled") and teacher_acc != alone.get(r["seed"]):
+    if (r["name"].startswith("distilled") and r["seed"] in alone and
+        teacher_acc != alone[r["seed"]]):
       r["gap"] = (r["acc"] - alone[r["seed"]]) / (teacher_acc - alone[r["seed"]])
       gap = "%.0f %%" % (100 * r["gap"])
     wall = "%.0f s%s" % (r["wall"], " (reused)" if r["reused"] else "") if r["wall"] else \

@@ -517,6 +517,45 @@ def test_sst2_benchmark_dry_run_starts_students_from_the_teacher_when_asked(tmp_
                  .split())
 
 
+def test_sst2_benchmark_trains_only_the_students_asked_for(tmp_path):
+  from conftest import run_entry
+  data_dir = write_sst2_like(str(tmp_path / "sst2"))
+  work = str(tmp_path / "work")
+  common = ["bench/sst2_distill.py", "--tiny", "--dry_run", "--data_dir", data_dir,
+            "--work_dir", work, "--augment_copies", "2", "--seeds", "2,1"]
+  result = run_entry(common + ["--students", "alone,transfer"], timeout=300)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  stages = [line.split("]")[0][1:] for line in result.stdout.splitlines()
+            if line.startswith("[seed")]
+  assert stages == ["seed2/student_alone", "seed2/distilled_transfer_x2",
+                    "seed1/student_alone", "seed1/distilled_transfer_x2"], stages
+  bad = run_entry(common + ["--students", "alone,logit"], timeout=300)
+  assert bad.returncode != 0
+  assert "--students: expected a comma-separated subset of alone,logits,transfer,variants" in \
+      bad.stderr, bad.stderr[-2000:]
+
+
+def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
+  import argparse
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "sst2_distill", os.path.join(conftest.REPO_ROOT, "bench", "sst2_distill.py"))
+  sst2_distill = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(sst2_distill)
+  args = argparse.Namespace(tiny=True, quick=False, student_layers="1", data_dir="d",
+                            max_seq_length=16, batch_size=4, precision="fp32",
+                            student_init="teacher", temperature=2.0, alpha=0.7,
+                            teacher_logits="cached", serving_runs=2, seeds=[1])
+  ms = {1: 1.0, 8: 2.0}
+  rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
+               wall=3.0, reused=False),
+          dict(name="distilled_transfer_x2", seed=1, steps=9, acc=0.8, agreement=0.85,
+               parameters=5, ms=ms, wall=2.0, reused=False)]
+  text = sst2_distill.report(args, rows, 5, 20, 0.9)
+  assert "| distilled_transfer_x2 | 1 | 9 | 0.8000 | 0.8500 |" in text, text
+  assert "| distilled_transfer_x2 | 0.8000 | 0.8500 | - | - |" in text, text
+
+
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
   checkpoint = write_mlm_checkpoint(str(tmp_path / "mlm"), favourite="fine")
   fv = kit.run_config("mlm_run", do_train=True, augment_copies=1, augment_mlm_checkpoint=checkpoint,
