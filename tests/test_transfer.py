@@ -537,11 +537,7 @@ def test_sst2_benchmark_trains_only_the_students_asked_for(tmp_path):
 
 def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
   import argparse
-  import importlib.util
-  spec = importlib.util.spec_from_file_location(
-      "sst2_distill", os.path.join(conftest.REPO_ROOT, "bench", "sst2_distill.py"))
-  sst2_distill = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(sst2_distill)
+  from bench import sst2_distill
   args = argparse.Namespace(tiny=True, quick=False, student_layers="1", data_dir="d",
                             max_seq_length=16, batch_size=4, precision="fp32",
                             student_init="teacher", temperature=2.0, alpha=0.7,
