@@ -508,6 +508,7 @@ def test_sst2_benchmark_dry_run_starts_students_from_the_teacher_when_asked(tmp_
               if line.startswith("[")}
   teacher_export = os.path.join(work, "export", "teacher")
   assert "--seed=7" in commands["teacher"].split()
+  assert "--noadam_bias_correction" in commands["teacher"].split()  # Google's optimizer by default
   for name in ("student_alone", "distilled_logits", "distilled_transfer_x3_min4_ng0"):
     flags = commands["seed1/" + name].split()
     assert "--init_checkpoint=" + teacher_export in flags, flags
@@ -523,8 +524,11 @@ def test_sst2_benchmark_trains_only_the_students_asked_for(tmp_path):
   work = str(tmp_path / "work")
   common = ["bench/sst2_distill.py", "--tiny", "--dry_run", "--data_dir", data_dir,
             "--work_dir", work, "--augment_copies", "2", "--seeds", "2,1"]
-  result = run_entry(common + ["--students", "alone,transfer"], timeout=300)
+  result = run_entry(common + ["--students", "alone,transfer", "--teacher_bias_correction", "on"],
+                     timeout=300)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  teacher = [line for line in result.stdout.splitlines() if line.startswith("[teacher]")]
+  assert "--adam_bias_correction" in teacher[0].split(), teacher
   stages = [line.split("]")[0][1:] for line in result.stdout.splitlines()
             if line.startswith("[seed")]
   assert stages == ["seed2/student_alone", "seed2/distilled_transfer_x2",
@@ -541,13 +545,15 @@ def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
   args = argparse.Namespace(tiny=True, quick=False, student_layers="1", data_dir="d",
                             max_seq_length=16, batch_size=4, precision="fp32",
                             student_init="teacher", temperature=2.0, alpha=0.7,
-                            teacher_logits="cached", serving_runs=2, seeds=[1])
+                            teacher_logits="cached", serving_runs=2, seeds=[1],
+                            teacher_lr=5e-5, teacher_bias_correction="on")
   ms = {1: 1.0, 8: 2.0}
   rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
                wall=3.0, reused=False),
           dict(name="distilled_transfer_x2", seed=1, steps=9, acc=0.8, agreement=0.85,
                parameters=5, ms=ms, wall=2.0, reused=False)]
   text = sst2_distill.report(args, rows, 5, 20, 0.9)
+  assert "teacher lr 5e-05, Adam bias correction on;" in text, text
   assert "| distilled_transfer_x2 | 1 | 9 | 0.8000 | 0.8500 |" in text, text
   assert "| distilled_transfer_x2 | 0.8000 | 0.8500 | - | - |" in text, text
 
