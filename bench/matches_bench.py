@@ -2,7 +2,7 @@
 scratch: dev accuracy over seeds, each variant the same student, steps and seed.
 
   python bench/matches_bench.py [--seeds 1,2,3] [--epochs 1] [--variants alone,logits_t1,...]
-      [--work_dir output/bench/matches]
+      [--augment_copies N [--augment_ngram_prob P]] [--work_dir output/bench/matches]
 
 Not a test. Teachers: 4 × 256 models (4 heads) trained from scratch with seeds 1, 2 and 3
 (lr 5e-4, 3 epochs, as bench/collapse_bench.py trains them; an existing teacher_seedN with
@@ -17,6 +17,10 @@ Variants (one run per seed each):
   tinybert     logits + the tinybert preset against teacher 1 (online)
   pkd_skip     logits + the pkd_skip preset against teacher 1 (online)
   minilm       logits + the minilm preset against teacher 1 (online)
+
+--augment_copies N: every distilled variant trains on the labelled set plus a transfer set of N
+augmented copies of each training text (the teachers label them; --epochs then counts epochs of
+labelled + transfer examples), seeded by the student's seed; the student alone is unchanged.
 
 Writes work_dir/results.md: per variant the dev accuracy of each seed, their mean and spread
 (max − min), the mean gain over logits_t1 and over alone, and wall time.
@@ -96,6 +100,11 @@ def main():
   parser.add_argument("--variants", default=",".join(VARIANTS))
   parser.add_argument("--temperature", default="2")
   parser.add_argument("--alpha", default="0.7")
+  parser.add_argument("--augment_copies", type=int, default=0,
+                      help="transfer set: augmented copies of each training text for every "
+                      "distilled variant (0: none)")
+  parser.add_argument("--augment_ngram_prob", type=float, default=None,
+                      help="--augment_ngram_prob of the transfer set (default: the flag's)")
   args = parser.parse_args()
   if not os.path.isfile(os.path.join(args.data_dir, "train.csv")):
     sys.exit("error: %s/train.csv not found (--data_dir)" % args.data_dir)
@@ -120,15 +129,21 @@ def main():
               for seed in sorted({int(n[1]) for v in variants if VARIANTS[v]
                                   for n in VARIANTS[v][0]})}
 
-  header = "# matches benchmark: waimai from scratch, student 2 × 128 (4 heads), %g epoch(s), " \
-      "T=%s, alpha %s; CPU flags: %s; %d CPUs" % (args.epochs, args.temperature, args.alpha,
-                                                  cpu_flags(), os.cpu_count())
+  transfer = "" if not args.augment_copies else ", transfer set of %d augmented copies%s" % (
+      args.augment_copies, "" if args.augment_ngram_prob is None else
+      " (n-gram prob %g)" % args.augment_ngram_prob)
+  header = "# matches benchmark: waimai from scratch, student 2 × 128 (4 heads), %g epoch(s)%s, " \
+      "T=%s, alpha %s; CPU flags: %s; %d CPUs" % (args.epochs, transfer, args.temperature,
+                                                  args.alpha, cpu_flags(), os.cpu_count())
   print(header, flush=True)
   results = {}
   seeds = [int(s) for s in args.seeds.split(",")]
   for seed in seeds:
     for variant in variants:
-      output_dir = os.path.join(args.work_dir, "%s_seed%d" % (variant, seed))
+      suffix = "_x%d" % args.augment_copies if args.augment_copies and VARIANTS[variant] else ""
+      if suffix and args.augment_ngram_prob is not None:
+        suffix += "_ng%g" % args.augment_ngram_prob
+      output_dir = os.path.join(args.work_dir, "%s%s_seed%d" % (variant, suffix, seed))
       flags = common(args, vocab, configs["student"], output_dir, seed) + [
           "--do_train", "--learning_rate=1e-3", "--num_train_epochs=%g" % args.epochs]
       if VARIANTS[variant] is None:
@@ -138,6 +153,10 @@ def main():
         script = "bert/run_classifier_distill.py"
         flags += ["--teacher_model=" + ",".join(teachers[n] for n in names),
                   "--temperature=" + args.temperature, "--alpha=" + args.alpha] + extra
+        if args.augment_copies:
+          flags += ["--augment_copies=%d" % args.augment_copies, "--augment_seed=%d" % seed]
+          if args.augment_ngram_prob is not None:
+            flags.append("--augment_ngram_prob=%g" % args.augment_ngram_prob)
       if os.path.isfile(os.path.join(output_dir, "eval_results.txt")):
         seconds = None
       else:
