@@ -477,8 +477,9 @@ def main(argv=None):
             "--export_dir=" + export_base] + flags, log_dir, args.dry_run)
         if args.dry_run:
           continue
-      run_steps = next((int(f.split("=")[1]) for f in extra if f.startswith("--num_train_steps")),
-                       None)
+      # The last --num_train_steps wins (a --variant may override the common count).
+      run_steps = next((int(f.split("=")[1]) for f in reversed(extra)
+                        if f.startswith("--num_train_steps")), None)
       if run_steps is None:  # an epoch of labelled + transfer: what the run trained
         with open(os.path.join(output_dir, "eval_results.txt"), encoding="utf-8") as f:
           run_steps = next((int(float(line.split("=")[1])) for line in f
