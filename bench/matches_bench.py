@@ -17,6 +17,7 @@ Variants (one run per seed each):
   tinybert     logits + the tinybert preset against teacher 1 (online)
   pkd_skip     logits + the pkd_skip preset against teacher 1 (online)
   minilm       logits + the minilm preset against teacher 1 (online)
+  tinybert_t2  logits + the tinybert preset against teacher 2 (online)
 
 --augment_copies N: every distilled variant trains on the labelled set plus a transfer set of N
 augmented copies of each training text (the teachers label them; --epochs then counts epochs of
@@ -53,6 +54,7 @@ VARIANTS = {
     "tinybert": (["t1"], ["--distill_preset=tinybert"]),
     "pkd_skip": (["t1"], ["--distill_preset=pkd_skip"]),
     "minilm": (["t1"], ["--distill_preset=minilm"]),
+    "tinybert_t2": (["t2"], ["--distill_preset=tinybert"]),
 }
 
 
