@@ -131,9 +131,16 @@ def main():
               for seed in sorted({int(n[1]) for v in variants if VARIANTS[v]
                                   for n in VARIANTS[v][0]})}
 
-  transfer = "" if not args.augment_copies else ", transfer set of %d augmented copies%s" % (
-      args.augment_copies, "" if args.augment_ngram_prob is None else
-      " (n-gram prob %g)" % args.augment_ngram_prob)
+  # The transfer set's flags (without the seed) and the suffix of its runs' directories.
+  transfer_flags, transfer_suffix, transfer = [], "", ""
+  if args.augment_copies:
+    transfer_flags.append("--augment_copies=%d" % args.augment_copies)
+    transfer_suffix = "_x%d" % args.augment_copies
+    transfer = ", transfer set of %d augmented copies" % args.augment_copies
+    if args.augment_ngram_prob is not None:
+      transfer_flags.append("--augment_ngram_prob=%g" % args.augment_ngram_prob)
+      transfer_suffix += "_ng%g" % args.augment_ngram_prob
+      transfer += " (n-gram prob %g)" % args.augment_ngram_prob
   header = "# matches benchmark: waimai from scratch, student 2 × 128 (4 heads), %g epoch(s)%s, " \
       "T=%s, alpha %s; CPU flags: %s; %d CPUs" % (args.epochs, transfer, args.temperature,
                                                   args.alpha, cpu_flags(), os.cpu_count())
@@ -142,9 +149,7 @@ def main():
   seeds = [int(s) for s in args.seeds.split(",")]
   for seed in seeds:
     for variant in variants:
-      suffix = "_x%d" % args.augment_copies if args.augment_copies and VARIANTS[variant] else ""
-      if suffix and args.augment_ngram_prob is not None:
-        suffix += "_ng%g" % args.augment_ngram_prob
+      suffix = transfer_suffix if VARIANTS[variant] else ""
       output_dir = os.path.join(args.work_dir, "%s%s_seed%d" % (variant, suffix, seed))
       flags = common(args, vocab, configs["student"], output_dir, seed) + [
           "--do_train", "--learning_rate=1e-3", "--num_train_epochs=%g" % args.epochs]
@@ -155,10 +160,8 @@ def main():
         script = "bert/run_classifier_distill.py"
         flags += ["--teacher_model=" + ",".join(teachers[n] for n in names),
                   "--temperature=" + args.temperature, "--alpha=" + args.alpha] + extra
-        if args.augment_copies:
-          flags += ["--augment_copies=%d" % args.augment_copies, "--augment_seed=%d" % seed]
-          if args.augment_ngram_prob is not None:
-            flags.append("--augment_ngram_prob=%g" % args.augment_ngram_prob)
+        if transfer_flags:
+          flags += transfer_flags + ["--augment_seed=%d" % seed]
       if os.path.isfile(os.path.join(output_dir, "eval_results.txt")):
         seconds = None
       else:
