@@ -67,8 +67,16 @@ class DistillRun(classifier_run.ClassifierRun):
     """
     c = self.config
     split = "dev" if os.path.isfile(self.processor.data_file(c.data_dir, "dev")) else "train"
-    _, check_info = self.teacher_features(split)
-    distillation.warn_if_weak(check_info["teacher_accuracy"], self.teacher.version_dir, split)
+    check_file, check_info = self.teacher_features(split)
+    for teacher, accuracy in zip(self.teachers, check_info["teacher_accuracies"]):
+      distillation.warn_if_weak(accuracy, teacher.version_dir, split)
+    if len(self.teachers) > 1:
+      labels, logits = distillation.records_teacher_logits(check_file, len(self.teachers))
+      average = "logits" if self.distill_config.soft_loss == "mse" else c.distill.teacher_average
+      distillation.report_ensemble(
+          distillation.ensemble_accuracy(labels, logits, [t.weight for t in self.teachers],
+                                         average),
+          check_info["teacher_accuracies"], split)
     record_file, info = self.features("train")
     transfer = distill_features.transfer_features(c, self.processor, self.tokenizer, record_file,
                                                   info)

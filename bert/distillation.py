@@ -300,6 +300,48 @@ def _read_records(record_file, chunk=4096):
           return records
 
 
+def records_teacher_logits(record_file, num_teachers):
+  """(labels int64 [n], logits float32 [num_teachers, n, num_labels]) of a teacher-logit file."""
+  examples = [tf.train.Example.FromString(record) for record in _read_records(record_file)]
+  labels = np.array([_ints(e, "label_ids")[0] for e in examples], dtype=np.int64)
+  joined = np.array([e.features.feature["teacher_logits"].float_list.value for e in examples],
+                    dtype=np.float32).reshape([len(examples), num_teachers, -1])
+  return labels, np.transpose(joined, [1, 0, 2])
+
+
+def ensemble_accuracy(labels, logits, weights, average="probs"):
+  """Accuracy of several teachers' weighted average at T=1, as the student's loss averages them.
+
+  Args:
+    labels: int [n]; logits: float [num_teachers, n, num_labels]; weights: num_teachers floats.
+    average: "probs" (softmax outputs averaged) or "logits".
+  """
+  weights = np.asarray(weights, np.float64) / float(np.sum(weights))
+  logits = np.asarray(logits, np.float64)
+  if average == "probs":
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    logits = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
+  combined = np.tensordot(weights, logits, axes=1)
+  return float(np.mean(np.argmax(combined, -1) == labels)) if len(labels) else 0.0
+
+
+def report_ensemble(accuracy, teacher_accuracies, split="dev"):
+  """Logs the teachers' average's accuracy; warns when it is no better than its best teacher.
+
+  Returns whether it warned.
+  """
+  best = int(np.argmax(teacher_accuracies))
+  if accuracy > teacher_accuracies[best]:
+    log("Teachers' average: %.4f accuracy on the %s split (best single teacher: %.4f)" %
+        (accuracy, split, teacher_accuracies[best]))
+    return False
+  log("WARNING: the teachers' average reaches %.4f accuracy on the %s split, no better than "
+      "teacher %d of --teacher_model alone (%.4f): the student learns from a target no better "
+      "than that teacher's (several teachers pay off when their average beats each of them)" %
+      (accuracy, split, best + 1, teacher_accuracies[best]))
+  return True
+
+
 def warn_if_weak(accuracy, version_dir, split="dev"):
   if accuracy < MIN_TEACHER_ACCURACY:
     bar = "!" * 78

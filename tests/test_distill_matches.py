@@ -263,6 +263,55 @@ def test_two_teachers_cached_store_both_and_average_as_online(kit):
   np.testing.assert_allclose(soft, [expected], rtol=1e-5)
 
 
+def test_ensemble_accuracy_and_its_report():
+  labels = np.array([0, 1, 1])
+  # Teacher 0 right on examples 0 and 1, teacher 1 right on 1 and 2 (confidently on 2).
+  logits = np.array([[[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]],
+                     [[0.0, 0.5], [0.0, 1.0], [0.0, 4.0]]])
+  assert distillation.ensemble_accuracy(labels, logits, [1, 1]) == 1.0
+  # Weighted 3:1 towards teacher 0: its mistake on example 2 outweighs teacher 1's confidence.
+  probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  expected = np.mean(np.argmax(0.75 * probs[0] + 0.25 * probs[1], -1) == labels)
+  assert distillation.ensemble_accuracy(labels, logits, [3, 1]) == pytest.approx(expected)
+  assert distillation.ensemble_accuracy(labels, logits, [1, 1], "logits") == pytest.approx(
+      np.mean(np.argmax(logits[0] + logits[1], -1) == labels))
+  with captured() as out:
+    assert not distillation.report_ensemble(0.9, [0.8, 0.85])
+    assert distillation.report_ensemble(0.85, [0.8, 0.85])
+  lines = out.getvalue().splitlines()
+  assert lines[0] == ("Teachers' average: 0.9000 accuracy on the dev split (best single "
+                      "teacher: 0.8500)")
+  assert lines[1].startswith("WARNING: the teachers' average reaches 0.8500 accuracy on the dev "
+                             "split, no better than teacher 2 of --teacher_model alone (0.8500)")
+
+
+def test_two_teachers_report_each_and_their_average_on_dev(kit):
+  run = kit.distill("two_report", do_train=True, num_train_steps=1,
+                    teacher_model="%s,%s:3" % (kit.teacher_export, kit.weak_export))
+  with captured() as out:
+    run.run()
+  log = out.getvalue()
+  record_file = os.path.join(run.config.output_dir, "dev.teacher.tf_record")
+  labels, stored = [], []
+  for record in tf.data.TFRecordDataset(record_file):
+    example = tf.train.Example.FromString(record.numpy())
+    labels.append(example.features.feature["label_ids"].int64_list.value[0])
+    stored.append(example.features.feature["teacher_logits"].float_list.value)
+  labels, stored = np.array(labels), np.array(stored)
+  z0, z1 = stored[:, :2], stored[:, 2:]
+  single = [np.mean(np.argmax(z, -1) == labels) for z in (z0, z1)]
+  average = np.mean(np.argmax(0.25 * np.exp(np_log_softmax(z0)) +
+                              0.75 * np.exp(np_log_softmax(z1)), -1) == labels)
+  for teacher_dir, accuracy in zip((kit.teacher_dir, kit.weak_dir), single):
+    assert re.search(r"%s\S* reaches only %.3f|%s\S*: %.4f accuracy on the dev split" % (
+        re.escape(os.path.dirname(teacher_dir)), accuracy,
+        re.escape(os.path.dirname(teacher_dir)), accuracy), log), log
+  if average > max(single):
+    assert "Teachers' average: %.4f accuracy on the dev split" % average in log, log
+  else:
+    assert "WARNING: the teachers' average reaches %.4f accuracy" % average in log, log
+
+
 def test_every_teacher_is_checked(kit, tmp_path):
   other = str(tmp_path / "other")
   shutil.copytree(kit.weak_dir, other)
