@@ -49,6 +49,12 @@ def eval_parts(hard, teacher_logits, logits):
                                          "student_logits": logits}, metrics_fn)
 
 
+def teacher_average_of(config, teacher_average):
+  """How several teachers are averaged: --teacher_average, but always logits for soft_loss
+  "mse", which compares logits."""
+  return "logits" if config.soft_loss == "mse" else teacher_average
+
+
 def loss_builder(teachers, config, total_steps, teacher_average="probs"):
   """Hinton's loss against the teacher (or the teachers' average) plus the intermediate matches.
 
@@ -68,7 +74,7 @@ def loss_builder(teachers, config, total_steps, teacher_average="probs"):
     step = tf.compat.v1.train.get_or_create_global_step()
     temperature = distill_matches.schedule_tensor(config.temperature, step, total_steps)
     alpha = distill_matches.schedule_tensor(config.alpha, step, total_steps)
-    average = "logits" if config.soft_loss == "mse" else teacher_average
+    average = teacher_average_of(config, teacher_average)
     teacher_logits, inner = teacher_logits_for(features, teachers, config, temperature, training,
                                                average)
     loss, hard, soft = distillation.kd_loss(logits, teacher_logits, label_ids, temperature, alpha,

@@ -72,7 +72,7 @@ class DistillRun(classifier_run.ClassifierRun):
       distillation.warn_if_weak(accuracy, teacher.version_dir, split)
     if len(self.teachers) > 1:
       labels, logits = distillation.records_teacher_logits(check_file, len(self.teachers))
-      average = "logits" if self.distill_config.soft_loss == "mse" else c.distill.teacher_average
+      average = distill_loss.teacher_average_of(self.distill_config, c.distill.teacher_average)
       distillation.report_ensemble(
           distillation.ensemble_accuracy(labels, logits, [t.weight for t in self.teachers],
                                          average),

@@ -256,6 +256,10 @@ def _ints(example, name):
   return example.features.feature[name].int64_list.value
 
 
+def _labels(examples):
+  return np.array([_ints(e, "label_ids")[0] for e in examples], dtype=np.int64)
+
+
 def write_teachers_logits(teachers, record_file, output_file, fingerprint, has_label=False,
                           batch_size=128, max_tokens=2048):
   """One batched pass of each teacher over record_file; writes its records in order plus
@@ -267,7 +271,7 @@ def write_teachers_logits(teachers, record_file, output_file, fingerprint, has_l
   """
   examples = [tf.train.Example.FromString(record) for record in _read_records(record_file)]
   lengths = np.array([len(_ints(e, "input_ids")) for e in examples], dtype=np.int64)
-  labels = np.array([_ints(e, "label_ids")[0] for e in examples], dtype=np.int64)
+  labels = _labels(examples)
   logits = [teacher.batch_logits(examples, lengths, batch_size, max_tokens)
             for teacher in teachers]
   accuracies = [float(np.mean(labels == np.argmax(z, -1))) if len(examples) else 0.0
@@ -303,7 +307,7 @@ def _read_records(record_file, chunk=4096):
 def records_teacher_logits(record_file, num_teachers):
   """(labels int64 [n], logits float32 [num_teachers, n, num_labels]) of a teacher-logit file."""
   examples = [tf.train.Example.FromString(record) for record in _read_records(record_file)]
-  labels = np.array([_ints(e, "label_ids")[0] for e in examples], dtype=np.int64)
+  labels = _labels(examples)
   joined = np.array([e.features.feature["teacher_logits"].float_list.value for e in examples],
                     dtype=np.float32).reshape([len(examples), num_teachers, -1])
   return labels, np.transpose(joined, [1, 0, 2])
