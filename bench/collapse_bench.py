@@ -2,6 +2,7 @@
 
   python bench/collapse_bench.py [--seeds 1,2,3] [--work_dir output/bench/collapse]
                                  [--optimizers corrected,google] [--models small,teacher]
+                                 [--flags "--precision=fp32" --tag _fp32]
 
 On ../shared/data/waimai (char vocab built from its train split, min count 2), trains
   small:   2 layers × 128 (2 heads, I=512), lr 1e-3, 1 epoch
@@ -75,6 +76,9 @@ def main():
   parser.add_argument("--seeds", default="1,2,3")
   parser.add_argument("--models", default="small,teacher")
   parser.add_argument("--optimizers", default="corrected")
+  parser.add_argument("--flags", default="", help="more flags for every run, e.g. "
+                      "'--precision=fp32' (space-separated)")
+  parser.add_argument("--tag", default="", help="appended to each run's directory name")
   args = parser.parse_args()
   if not os.path.isfile(os.path.join(DATA, "train.csv")):
     sys.exit("skipped: %s/train.csv is absent" % DATA)
@@ -97,14 +101,14 @@ def main():
     write_config(config, model, vocab_size)
     for optimizer in args.optimizers.split(","):
       for seed in args.seeds.split(","):
-        output_dir = os.path.join(args.work_dir, "%s_%s_seed%s" % (model_name, optimizer, seed))
+        output_dir = os.path.join(args.work_dir, "%s_%s%s_seed%s" % (model_name, optimizer, args.tag, seed))
         command = [sys.executable, "bert/run_classifier.py", "--task_name=emotion",
                    "--data_dir=" + DATA, "--vocab_file=" + vocab, "--bert_config_file=" + config,
                    "--output_dir=" + output_dir, "--do_train", "--do_eval",
                    "--max_seq_length=128", "--train_batch_size=32", "--eval_batch_size=64",
                    "--learning_rate=%g" % model["lr"], "--num_train_epochs=%g" % model["epochs"],
                    "--seed=" + seed, "--log_every_n_steps=100",
-                   "--save_checkpoints_steps=100000"] + OPTIMIZERS[optimizer]
+                   "--save_checkpoints_steps=100000"] + OPTIMIZERS[optimizer] + args.flags.split()
         started = time.time()
         result = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, universal_newlines=True)

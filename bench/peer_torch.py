@@ -5,7 +5,9 @@
 
 Ours: the graph-mode TensorFlow model, training as the trainer builds it (classifier.model_fn
 through Trainer.build_train_graph: Adam with weight decay, clipping, the summaries fetched each
-step; `--precision=fp32` and `bf16`) and serving through an exported SavedModel loaded the way
+step; `--precision=fp32`, and bf16 as `--precision=auto` trains it on a bf16 CPU at
+fixed-length batches, with its elementwise ops compiled by XLA (--xla_elementwise), and without
+them) and serving through an exported SavedModel loaded the way
 tensorflow_model_server holds it (bert/loaded_export.py: its own graph and session; a request is
 one Session call of the serving_default signature: int32 arrays in, probabilities out). Theirs:
 BertForSequenceClassification of the same config in eager PyTorch (`sdpa` attention; AdamW,
@@ -53,6 +55,9 @@ PEER_WORKER = os.path.join(REPO_ROOT, "bench", "peer_torch_worker.py")
 DEFAULT_PEER_PYTHON = "/work/peer-venv/bin/python"
 TRAIN_MODEL = "teacher"
 TRAIN_PRECISIONS = ("fp32", "bf16")
+# Ours only: bf16 without the elementwise XLA clusters that --xla_elementwise=auto adds to bf16
+# at fixed-length batches (every example here is train_seq tokens: one shape).
+PLAIN_BF16 = "bf16_no_elementwise_xla"
 SIDES = ("ours", "ours_xla", "theirs")
 TRAINING_SIDES = ("ours", "theirs")
 XLA_WARMUP = 8  # auto-clustering compiles a shape lazily, on one of its first runs
@@ -172,9 +177,12 @@ class OursTF(object):
           {"input_ids": ids, "label_ids": labels,
            "batch": np.array(schedule, np.int32)}).map(features)
 
-    self.train = {}
+    self.train, jit_used = {}, {}
     train_config = modeling.BertConfig.from_dict(command["configs"][command["train_model"]])
-    for precision in command.get("train_precisions", []):
+    for variant in command.get("train_precisions", []):
+      precision = "bf16" if variant == PLAIN_BF16 else variant
+      jit_used[variant] = variant != PLAIN_BF16 and hardware.choose_elementwise_jit(
+          "auto", precision, "fixed")[0]
       graph = tf.Graph()
       with graph.as_default():
         tf1.set_random_seed(1)
@@ -195,10 +203,11 @@ class OursTF(object):
         init = tf1.global_variables_initializer()
         local_init = tf1.group(tf1.local_variables_initializer(), tf1.tables_initializer())
         graph.finalize()
-      session = tf1.Session(graph=graph, config=threaded(training.session_config(False)))
+      session = tf1.Session(graph=graph, config=threaded(
+          training.session_config(False, jit_used[variant])))
       session.run(local_init)
       session.run(init)
-      self.train[precision] = (session, fetches)
+      self.train[variant] = (session, fetches)
 
     # Serving: untrained exports, loaded as a server holds them; a request is one call of a
     # Session callable (the leanest Python path to Session::Run, which the server calls).
@@ -216,7 +225,7 @@ class OursTF(object):
                                              feed_list=[inputs[k] for k in names])
       self.serve[name] = (loaded, names, request)
     return {"versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
-                         "threads": threads},
+                         "threads": threads, "elementwise_jit": jit_used},
             "setup_seconds": time.perf_counter() - started}
 
   def train_steps(self, command):
@@ -313,9 +322,13 @@ def measure(plan, threads, peer_python, workdir):
   begun = time.time()
   try:
     log("Setting up our side (training graphs, exports) ...")
-    workers["ours"] = Worker("ours", [sys.executable, os.path.abspath(__file__), "--worker"],
-                             os.path.join(workdir, "ours.log"), threads_env)
-    reply = workers["ours"].call(op="setup", **setup)
+    workers["ours"] = Worker(
+        "ours", [sys.executable, os.path.abspath(__file__), "--worker"],
+        os.path.join(workdir, "ours.log"),
+        dict(threads_env, TF_XLA_FLAGS=hardware.with_elementwise_jit_flags(
+            os.environ.get("TF_XLA_FLAGS"))))  # as the entry points set it
+    reply = workers["ours"].call(op="setup", **dict(
+        setup, train_precisions=list(TRAIN_PRECISIONS) + [PLAIN_BF16]))
     data["versions"]["ours"], data["setup_seconds"]["ours"] = reply["versions"], reply[
         "setup_seconds"]
     log("Setting up our side with XLA (serving only) ...")
@@ -347,10 +360,11 @@ def measure(plan, threads, peer_python, workdir):
     training_sides = [s for s in sides if s in TRAINING_SIDES]
     data["sides"] = sides
 
+    train_variants = [(side, p) for p in TRAIN_PRECISIONS for side in training_sides] + [
+        ("ours", PLAIN_BF16)]
     log("Warm-up ...")
-    for precision in TRAIN_PRECISIONS:
-      for side in training_sides:
-        workers[side].call(op="train", precision=precision, batch=0, steps=plan["train_warmup"])
+    for side, precision in train_variants:
+      workers[side].call(op="train", precision=precision, batch=0, steps=plan["train_warmup"])
     requests = {}
     for model in sorted(perf_workers.MODELS):
       for batch, seq in plan["serve_shapes"]:
@@ -362,11 +376,11 @@ def measure(plan, threads, peer_python, workdir):
             requests[(model, batch, seq)] = int(max(plan["min_requests"], min(
                 plan["max_requests"], round(plan["serve_seconds"] / min(reply["seconds"])))))
 
-    train_variants = [(side, p) for p in TRAIN_PRECISIONS for side in training_sides]
-    rows = [("train", p) for p in TRAIN_PRECISIONS] + [
-        ("serve", model, batch, seq) for model in ("teacher", "student")
-        for batch, seq in plan["serve_shapes"]]
-    rounds = {row: {side: [] for side in (training_sides if row[0] == "train" else sides)}
+    train_rows = [("train", p) for p in TRAIN_PRECISIONS + (PLAIN_BF16,)]
+    rows = train_rows + [("serve", model, batch, seq) for model in ("teacher", "student")
+                         for batch, seq in plan["serve_shapes"]]
+    rounds = {row: {side: [] for side in (sides if row[0] == "serve" else training_sides
+                                          if row[1] in TRAIN_PRECISIONS else ["ours"])}
               for row in rows}
     for r in range(plan["rounds"]):
       for side, precision in rotated(train_variants, r):
@@ -375,7 +389,7 @@ def measure(plan, threads, peer_python, workdir):
                                    steps=plan["train_steps"])
         rounds[("train", precision)][side].append(
             plan["train_batch"] * len(reply["seconds"]) / sum(reply["seconds"]))
-      for row in rows[len(TRAIN_PRECISIONS):]:
+      for row in rows[len(train_rows):]:
         _, model, batch, seq = row
         for side in rotated(sides, r):
           time.sleep(plan["settle"])
@@ -460,7 +474,8 @@ def report(data):
     ours, peer, ratios = summarize(entry)
     xla, _, xla_ratios = summarize(entry, "ours_xla")
     if row[0] == "train":
-      what = "training %s, ex/s" % row[1]
+      what = ("training bf16, elementwise XLA off, ex/s" if row[1] == PLAIN_BF16 else
+              "training %s, ex/s" % row[1])
       where = "%s, batch %d × %d" % (shape(TRAIN_MODEL), plan["train_batch"], plan["train_seq"])
       form = "%.1f"
     else:
@@ -477,8 +492,18 @@ def report(data):
     fp32, bf16 = (by_row[("train", p)]["values"][side] for p in ("fp32", "bf16"))
     speedups.append("%s %.2f×" % ("ours" if side == "ours" else "PyTorch",
                                   statistics.median(b / f for b, f in zip(bf16, fp32))))
+  plain = by_row.get(("train", PLAIN_BF16))
+  if plain:
+    fp32 = by_row[("train", "fp32")]["values"]["ours"]
+    speedups.append("ours with the elementwise XLA clusters off %.2f×" % statistics.median(
+        b / f for b, f in zip(plain["values"]["ours"], fp32)))
+  jit = versions["ours"].get("elementwise_jit", {})
   lines += ["", "Training bf16 / fp32 examples/s (median of the per-round ratios): %s." %
-            ", ".join(speedups)]
+            ", ".join(speedups),
+            "Our bf16 row is `--precision=auto` on this CPU: %s." % (
+                "bf16 with its elementwise ops compiled by XLA (`--xla_elementwise=auto` at "
+                "fixed-length batches)" if jit.get("bf16") else
+                "bf16, elementwise ops uncompiled")]
   return lines
 
 

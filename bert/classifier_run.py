@@ -51,7 +51,8 @@ class ClassifierRun(object):
                    save_checkpoints_steps=c.save_checkpoints_steps,
                    keep_checkpoint_max=c.keep_checkpoint_max,
                    log_every_n_steps=c.log_every_n_steps, model_signature=c.model_signature(),
-                   use_xla=c.use_xla, distribution=self.distribution, worker_dir=c.work_dir)
+                   use_xla=c.use_xla, elementwise_jit=c.elementwise_jit,
+                   distribution=self.distribution, worker_dir=c.work_dir)
 
   # -- features and model ----------------------------------------------------------------------
 
@@ -134,6 +135,8 @@ class ClassifierRun(object):
         (c.train_steps, c.train_batch_size, c.num_train_examples, c.warmup_steps))
     log("Compute precision %s (%s); weights, checkpoints and exports stay fp32" %
         (c.compute_precision, c.precision_reason))
+    log("Elementwise ops compiled with XLA: %s (%s)" %
+        ("yes" if c.elementwise_jit else "no", c.elementwise_jit_reason))
     log(self.distribution.describe(c.train_batch_size))
     for line in self.loss_description():
       log(line)

@@ -5,10 +5,11 @@ make (ClassifierRun or DistillRun); this is the rest.
 """
 
 import importlib
+import os
 
 from absl import app, flags
 
-from bert import quiet, run_config
+from bert import hardware, quiet, run_config
 from bert.errors import run_main
 
 
@@ -23,6 +24,10 @@ def run(run_class):
   def main(argv):
     del argv
     quiet.configure(flag_values.verbose)  # before TensorFlow loads: its notices are filtered
+    if flag_values.xla_elementwise != "off" and not flag_values.use_xla:
+      # Read once per process, at TensorFlow's first device listing (in RunConfig.derive).
+      os.environ["TF_XLA_FLAGS"] = hardware.with_elementwise_jit_flags(
+          os.environ.get("TF_XLA_FLAGS"))
     config = run_config.RunConfig.from_flags(flag_values)  # a bad flag fails before it loads
     module_name, class_name = run_class.rsplit(".", 1)
     getattr(importlib.import_module("bert." + module_name), class_name)(config).run()

@@ -1,8 +1,16 @@
-"""What the machine computes natively, for --precision=auto. TensorFlow only to list GPUs.
+"""What the machine computes natively, for --precision=auto and --xla_elementwise=auto.
+TensorFlow only to list GPUs.
 
 bf16 pays where the hardware has bf16 arithmetic: CPUs with AVX512_BF16 or AMX-BF16 (measured
 1.3–1.6× fp32 training throughput on AVX512_BF16), NVIDIA GPUs of compute capability 8.0 and
 newer. Elsewhere bf16 is emulated and slower than fp32, so auto picks fp32 there.
+
+On a CPU, bf16 speeds the matmuls up (oneDNN) but not TensorFlow's own elementwise kernels
+(GELU, dropout, residual adds, Adam's updates), which then take most of a bf16 step. XLA's
+auto-clustering restricted to fusible ops compiles those into a few fused loops and leaves the
+matmuls to oneDNN: measured 1.18× the bf16 training step (4 × 256, batch 32 × 128: 1.64× fp32
+instead of 1.39×, bench/peer-cpu.md), no gain in fp32. TensorFlow reads the flags that allow it once per process, before its first device
+listing, hence ELEMENTWISE_JIT_FLAGS set early (entry_point) and the session switch later.
 """
 
 import os
@@ -56,6 +64,53 @@ def choose_precision(requested, flags=(), gpu_capabilities=()):
   if native:
     return "bf16", "auto: this CPU has %s" % "/".join(native)
   return "fp32", "auto: this CPU has no bf16 instructions (%s)" % " or ".join(BF16_CPU_FLAGS)
+
+
+ELEMENTWISE_JIT_FLAGS = ("--tf_xla_cpu_global_jit", "--tf_xla_ops_to_cluster=FUSIBLE")
+
+
+def choose_elementwise_jit(requested, precision, padding="dynamic", gpu_capabilities=(),
+                           use_xla=False):
+  """Whether the training session compiles its elementwise ops with XLA, and why.
+
+  XLA compiles each cluster (about 8 per layer) once per batch shape. With dynamic padding each
+  bucket's length is a new shape, and at the short lengths of review-sized texts the fused loops
+  are too small to repay their launch: measured no faster per step and slower overall (4 × 256
+  on waimai). With fixed padding there is one shape and large loops.
+
+  Args:
+    requested: the --xla_elementwise flag: auto, on or off.
+    precision: the compute precision chosen (choose_precision): fp32, fp16 or bf16.
+    padding: the --padding flag: dynamic or fixed.
+    gpu_capabilities: as for choose_precision; non-empty: training runs on a GPU.
+    use_xla: --use_xla, which compiles the whole training step already.
+  Returns:
+    (on, reason): on a bool; reason a short phrase for the log.
+  """
+  if use_xla:
+    return False, "--use_xla compiles the whole training step"
+  if requested != "auto":
+    return requested == "on", "--xla_elementwise=%s" % requested
+  if gpu_capabilities:
+    return False, "auto: off on a GPU (--use_xla compiles the step there)"
+  if precision != "bf16":
+    return False, "auto: %s on a CPU gains nothing from it" % precision
+  if padding != "fixed":
+    return False, ("auto: with dynamic padding each batch length compiles again and short "
+                   "batches gain nothing")
+  return True, "auto: bf16 on a CPU, fixed-length batches (one shape, compiled once)"
+
+
+def with_elementwise_jit_flags(tf_xla_flags):
+  """TF_XLA_FLAGS's value with ELEMENTWISE_JIT_FLAGS added (a user's own flags kept).
+
+  They let a session's global_jit_level cluster ops on a CPU, fusible ops only; a session that
+  does not ask (evaluation, prediction, export) compiles nothing.
+  """
+  words = (tf_xla_flags or "").split()
+  named = {word.split("=", 1)[0] for word in words}
+  words += [flag for flag in ELEMENTWISE_JIT_FLAGS if flag.split("=", 1)[0] not in named]
+  return " ".join(words)
 
 
 def describe_cpu(flags=None):

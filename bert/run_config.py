@@ -102,6 +102,7 @@ class RunConfig(object):
   padding: str = "dynamic"
   precision: str = "auto"  # as asked; compute_precision is what is used
   use_xla: bool = False
+  xla_elementwise: str = "auto"  # as asked; elementwise_jit is what is used
   distribution: str = "none"
   num_devices: int = 0
   seed: int = 12345
@@ -118,6 +119,8 @@ class RunConfig(object):
   label_list: Tuple[str, ...] = derived(())
   compute_precision: str = derived("fp32")  # fp32, fp16 or bf16
   precision_reason: str = derived("")
+  elementwise_jit: bool = derived(False)
+  elementwise_jit_reason: str = derived("")
   layer_map: Optional[Tuple[int, ...]] = derived()  # init_layer_map parsed
   work_dir: Optional[str] = derived()  # output_dir, or output_dir/worker-<i> for a non-chief
   num_train_examples: Optional[int] = derived()  # set by for_train_examples
@@ -171,9 +174,11 @@ class RunConfig(object):
     processor = self.processor(labels=self.labels.split(",") if self.labels else None)
     if self.data_dir:
       processor.prepare(self.data_dir)
-    precision, reason = hardware.choose_precision(
-        self.precision, hardware.cpu_flags(),
-        hardware.visible_gpu_capabilities() if self.precision == "auto" else ())
+    gpus = (hardware.visible_gpu_capabilities()
+            if "auto" in (self.precision, self.xla_elementwise) else ())
+    precision, reason = hardware.choose_precision(self.precision, hardware.cpu_flags(), gpus)
+    jit, jit_reason = hardware.choose_elementwise_jit(self.xla_elementwise, precision,
+                                                      self.padding, gpus, self.use_xla)
     from bert import checkpoint_init  # pylint: disable=import-outside-toplevel
     layer_map = checkpoint_init.parse_layer_map(self.init_layer_map,
                                                 model_config.num_hidden_layers)
@@ -182,6 +187,7 @@ class RunConfig(object):
     config = dataclasses.replace(
         self, bert_config=model_config, label_list=tuple(processor.get_labels()),
         compute_precision=precision, precision_reason=reason,
+        elementwise_jit=jit, elementwise_jit_reason=jit_reason,
         layer_map=tuple(layer_map) if layer_map else None, work_dir=self._work_dir())
     return config.with_train_steps(self.num_train_steps) if self.num_train_steps > 0 else config
 

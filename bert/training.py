@@ -106,10 +106,12 @@ def all_finite(variables):
   return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
 
 
-def session_config(use_xla=False):
+def session_config(use_xla=False, elementwise_jit=False):
+  """elementwise_jit: auto-clusters the session's ops on a CPU too, fusible ops only, where
+  TF_XLA_FLAGS held hardware.ELEMENTWISE_JIT_FLAGS when TensorFlow first read it."""
   config = tf1.ConfigProto(allow_soft_placement=True)
   config.gpu_options.allow_growth = True
-  if use_xla:
+  if use_xla or elementwise_jit:
     config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
   return config
 
@@ -168,7 +170,7 @@ class Trainer(object):
 
   def __init__(self, model_fn, output_dir, params=None, save_checkpoints_steps=1000,
                keep_checkpoint_max=5, log_every_n_steps=100, model_signature=None,
-               use_xla=False, distribution=None, worker_dir=None):
+               use_xla=False, elementwise_jit=False, distribution=None, worker_dir=None):
     """model_signature: a JSON-able dict (config, labels...) recorded in output_dir; a run whose
     signature differs refuses to resume from or evaluate that directory's checkpoints.
 
@@ -177,6 +179,10 @@ class Trainer(object):
     output_dir (shared by all workers: every worker resumes from its checkpoints). A non-chief
     worker writes its final weights to worker_dir (for checking) and nothing to output_dir.
     Evaluation and prediction run on one device.
+
+    elementwise_jit: the training session auto-clusters its fusible ops with XLA
+    (hardware.choose_elementwise_jit); evaluation and prediction sessions do not, as each new
+    batch length would compile again.
     """
     self.model_fn = model_fn
     self.output_dir = output_dir
@@ -186,6 +192,7 @@ class Trainer(object):
     self.log_every_n_steps = max(1, log_every_n_steps)
     self.model_signature = model_signature
     self.use_xla = use_xla
+    self.elementwise_jit = elementwise_jit  # training only: eval batches vary in length
     self.distribution = distribution
     self.worker_dir = worker_dir
     self.train_losses = []
@@ -345,7 +352,7 @@ class Trainer(object):
       else:
         writer = _NoWriter()
       graph.finalize()
-    config = session_config(self.use_xla)
+    config = session_config(self.use_xla, self.elementwise_jit)
     target = ""
     if self.distribution is not None:
       config, target = self.distribution.session_config(config), self.distribution.target
