@@ -101,7 +101,8 @@ def main():
     write_config(config, model, vocab_size)
     for optimizer in args.optimizers.split(","):
       for seed in args.seeds.split(","):
-        output_dir = os.path.join(args.work_dir, "%s_%s%s_seed%s" % (model_name, optimizer, args.tag, seed))
+        output_dir = os.path.join(args.work_dir,
+                                  "%s_%s%s_seed%s" % (model_name, optimizer, args.tag, seed))
         command = [sys.executable, "bert/run_classifier.py", "--task_name=emotion",
                    "--data_dir=" + DATA, "--vocab_file=" + vocab, "--bert_config_file=" + config,
                    "--output_dir=" + output_dir, "--do_train", "--do_eval",
