@@ -309,3 +309,37 @@ def test_training_mode_dropout_changes_outputs_and_eval_is_deterministic():
       eval_b = session.run(eval_model.get_sequence_output(), feed(ph_eval, ids))
   assert not np.allclose(train_a, train_b)
   np.testing.assert_array_equal(eval_a, eval_b)
+
+
+def test_inference_graph_forms_give_the_training_graphs_values():
+  """Inference swaps heads with a one-operand einsum and gathers token types (fewer oneDNN ops at
+  small batches); with dropout off it computes exactly what the training graph computes."""
+  cfg = config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  with tf.Graph().as_default() as graph:
+    placeholders, train_model = build(cfg, is_training=True)
+    with tf1.variable_scope("", reuse=True):
+      ph_infer = [tf1.placeholder(tf.int32, [None, None]) for _ in range(3)]
+      infer_model = modeling.BertModel(cfg, False, *ph_infer, scope="bert")
+    rng = np.random.RandomState(3)
+    ids = rng.randint(0, 23, size=[3, 7])
+    types = rng.randint(0, 2, size=[3, 7])
+    mask = np.ones_like(ids)
+    mask[1, 4:] = 0
+    values = feed(placeholders, ids, mask, types)
+    values.update(feed(ph_infer, ids, mask, types))
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      # Non-trivial type embeddings, so that a wrong row would show.
+      table = [v for v in tf1.global_variables() if "token_type" in v.name][0]
+      table.load(rng.normal(size=table.shape.as_list()), session)
+      fetches = lambda m: [m.get_sequence_output(), m.get_pooled_output(),  # noqa: E731
+                           m.get_all_attention_probs()[-1]]
+      trained, inferred = session.run([fetches(train_model), fetches(infer_model)], values)
+    train_ops = [op.type for op in graph.get_operations() if op.name.startswith("bert/")]
+    infer_ops = [op.type for op in graph.get_operations() if op.name.startswith("bert_1/")]
+  for a, b in zip(trained, inferred):
+    np.testing.assert_allclose(b, a, atol=1e-6, rtol=0)
+  assert {"Transpose", "OneHot"} <= set(train_ops)
+  assert not {"Transpose", "OneHot"} & set(infer_ops)
+  assert infer_ops.count("Einsum") == 4 * cfg.num_hidden_layers  # q, k, v and the context
+  assert infer_ops.count("ResourceGather") == train_ops.count("ResourceGather") + 1
