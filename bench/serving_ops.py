@@ -1,5 +1,5 @@
-"""Where small-batch serving time goes: the nodes TensorFlow runs for one request, and what
-freezing the weights into constants saves.
+"""Where small-batch serving time goes: the nodes TensorFlow runs for one request, what
+freezing the weights into constants saves, and what the inference graph's op forms save.
 
   python bench/serving_ops.py [--rounds 20] [--shapes 1x32,8x128]
 
@@ -9,12 +9,16 @@ pass at each batch × sequence shape in two forms, timed interleaved in rounds o
 
   variables  the graph as the export serves it: weights read from resource variables;
   frozen     the same graph with the weights folded into constants
-             (graph_util.convert_variables_to_constants), as an inference-only export could be.
+             (graph_util.convert_variables_to_constants), as an inference-only export could be;
+  training_forms  the same weights through the training graph's op forms with dropout off
+             (tf.transpose for the heads, a one-hot einsum for token types: what exports served
+             before modeling.swap_seq_and_heads and the inference gather).
 
 Printed per model: the node count of the graph grappler hands the executor (partition graphs,
 after its rewrites: which ops it fused), its most common op types, the largest difference of the
 logits between the two forms, and per shape the median ms of each form and the median of the
-per-round ratios (variables / frozen: > 1, frozen is faster).
+per-round ratios against variables (variables / frozen, training_forms / variables: > 1, the
+second is faster).
 """
 
 import argparse
@@ -43,8 +47,21 @@ def session_config(threads):
                          inter_op_parallelism_threads=threads)
 
 
+def training_forms_logits(config, ids):
+  """The classifier's logits [batch, 2] from the variables already built, through the training
+  graph's op forms (BertModel with is_training=True) with dropout off."""
+  quiet = modeling.BertConfig.from_dict(dict(config.to_dict(), hidden_dropout_prob=0.0,
+                                             attention_probs_dropout_prob=0.0))
+  with tf1.variable_scope("", reuse=True):
+    model = modeling.BertModel(quiet, True, ids, tf.ones_like(ids), tf.zeros_like(ids),
+                               scope="bert")
+    weights = tf1.get_variable("output_weights")
+    bias = tf1.get_variable("output_bias")
+  return tf.nn.bias_add(tf.matmul(model.get_pooled_output(), weights, transpose_b=True), bias)
+
+
 def build(config_file, threads):
-  """{form: (session, ids placeholder, logits)} of the variables and the frozen forms."""
+  """{form: (session, ids placeholder, logits)} of the variables, frozen and training forms."""
   config = modeling.BertConfig.from_json_file(os.path.join(ROOT, config_file))
   with tf.Graph().as_default() as graph:
     tf1.set_random_seed(1)
@@ -52,11 +69,12 @@ def build(config_file, threads):
     logits, _ = classifier.classifier_logits(config, False, ids, tf.ones_like(ids),
                                              tf.zeros_like(ids), 2)
     logits = tf.identity(logits, name="logits")
+    training_logits = training_forms_logits(config, ids)
     session = tf1.Session(config=session_config(threads))
     session.run(tf1.global_variables_initializer())
     frozen_def = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(),
                                                                ["logits"])
-  forms = {"variables": (session, ids, logits)}
+  forms = {"variables": (session, ids, logits), "training_forms": (session, ids, training_logits)}
   with tf.Graph().as_default() as frozen_graph:
     tf1.import_graph_def(frozen_def, name="")
     forms["frozen"] = (tf1.Session(config=session_config(threads)),
@@ -80,7 +98,7 @@ def time_forms(forms, feed, rounds, requests=30):
   times = collections.defaultdict(list)
   names = sorted(calls)
   for round_index in range(rounds):
-    for name in names[round_index % 2:] + names[:round_index % 2]:
+    for name in names[round_index % len(names):] + names[:round_index % len(names)]:
       call = calls[name]
       for _ in range(3):
         call(feed)
@@ -113,15 +131,21 @@ def main():
       ops = executed_ops(*form, feed)
       print("%s: %d nodes; %s" % (name, sum(ops.values()), ", ".join(
           "%s %d" % item for item in ops.most_common(12))))
-    print("largest |logits difference|: %.2g" % np.abs(outputs["variables"] -
-                                                      outputs["frozen"]).max())
+    for name in ("frozen", "training_forms"):
+      print("largest |logits difference|, variables vs %s: %.2g" % (
+          name, np.abs(outputs["variables"] - outputs[name]).max()))
     for batch, length in shapes:
       feed = rng.randint(5, 100, size=[batch, length]).astype(np.int32)
       times = time_forms(forms, feed, args.rounds)
-      ratio = statistics.median(v / f for v, f in zip(times["variables"], times["frozen"]))
-      print("batch %d × %d: variables %.3f ms, frozen %.3f ms, variables / frozen %.3f×" % (
-          batch, length, 1000 * statistics.median(times["variables"]),
-          1000 * statistics.median(times["frozen"]), ratio))
+
+      def ratio(slow, fast):
+        return statistics.median(a / b for a, b in zip(times[slow], times[fast]))
+
+      print("batch %d × %d: variables %.3f ms, frozen %.3f ms, training_forms %.3f ms; "
+            "variables / frozen %.3f×, training_forms / variables %.3f×" % (
+                batch, length, *(1000 * statistics.median(times[name])
+                                 for name in ("variables", "frozen", "training_forms")),
+                ratio("variables", "frozen"), ratio("training_forms", "variables")))
 
 
 if __name__ == "__main__":
