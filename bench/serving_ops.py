@@ -5,7 +5,7 @@ freezing the weights into constants saves, and what the inference graph's op for
 
 Not a test. For the teacher (model/bert_config.json) and the student
 (model/bert_config_student.json), randomly initialised (time only), the classifier's forward
-pass at each batch × sequence shape in two forms, timed interleaved in rounds on the same ids:
+pass at each batch × sequence shape in three forms, timed interleaved in rounds on the same ids:
 
   variables  the graph as the export serves it: weights read from resource variables;
   frozen     the same graph with the weights folded into constants

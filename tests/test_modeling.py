@@ -332,9 +332,9 @@ def test_inference_graph_forms_give_the_training_graphs_values():
       # Non-trivial type embeddings, so that a wrong row would show.
       table = [v for v in tf1.global_variables() if "token_type" in v.name][0]
       table.load(rng.normal(size=table.shape.as_list()), session)
-      fetches = lambda m: [m.get_sequence_output(), m.get_pooled_output(),  # noqa: E731
-                           m.get_all_attention_probs()[-1]]
-      trained, inferred = session.run([fetches(train_model), fetches(infer_model)], values)
+      trained, inferred = session.run(
+          [[m.get_sequence_output(), m.get_pooled_output(), m.get_all_attention_probs()[-1]]
+           for m in (train_model, infer_model)], values)
     train_ops = [op.type for op in graph.get_operations() if op.name.startswith("bert/")]
     infer_ops = [op.type for op in graph.get_operations() if op.name.startswith("bert_1/")]
   for a, b in zip(trained, inferred):
