@@ -73,10 +73,11 @@ def parse_args(argv=None):
   parser.add_argument("--epochs", type=float, default=1.0)
   parser.add_argument("--teacher_lr", type=float, default=5e-5)
   parser.add_argument("--student_lr", type=float, default=1e-4)
-  parser.add_argument("--student_init", default="pretrained", choices=["pretrained", "teacher"],
+  parser.add_argument("--student_init", default="pretrained",
+                      choices=["pretrained", "teacher", "scratch"],
                       help="what every student (alone and distilled) starts from: the converted "
-                      "MiniLM checkpoint's --student_layers, or the fine-tuned teacher's export's "
-                      "(its layers and classifier)")
+                      "MiniLM checkpoint's --student_layers, the fine-tuned teacher's export's "
+                      "(its layers and classifier), or random weights (scratch)")
   parser.add_argument("--teacher_seed", type=int, default=12345,
                       help="--seed of the teacher's fine-tuning")
   parser.add_argument("--teacher_bias_correction", default="off", choices=["on", "off"],
@@ -380,8 +381,8 @@ def report(args, rows, steps, train_count, teacher_acc):
            "teacher logits %s. Serving: SavedModel in-process, sequence %d, lowest of 3 rounds' "
            "medians of %d runs." %
            (train_count, args.data_dir, args.max_seq_length, args.batch_size, args.precision,
-            steps, "teacher's export" if args.student_init == "teacher" else
-            "converted checkpoint", args.teacher_lr, args.teacher_bias_correction,
+            steps, {"teacher": "teacher's export", "pretrained": "converted checkpoint",
+                    "scratch": "random weights"}[args.student_init], args.teacher_lr, args.teacher_bias_correction,
             args.temperature, args.alpha, args.teacher_logits,
             args.max_seq_length, args.serving_runs), "",
            "| model | seed | steps | dev acc | agreement with teacher | parameters | ms batch 1 | "
@@ -452,8 +453,10 @@ def main(argv=None):
         "--export_dir=" + teacher_export], log_dir, args.dry_run)
 
   config = student_config(args, minilm)
-  student_init = (teacher_export if args.student_init == "teacher" else
-                  os.path.join(minilm, "bert_model.ckpt"))
+  init_flags = [] if args.student_init == "scratch" else [
+      "--init_checkpoint=" + (teacher_export if args.student_init == "teacher" else
+                              os.path.join(minilm, "bert_model.ckpt")),
+      "--init_layer_map=" + args.student_layers]
   students = []
   for seed in args.seeds:
     for name, script, extra in plan(args, steps):
@@ -470,8 +473,7 @@ def main(argv=None):
         if "distill" in script:
           flags.append("--teacher_model=" + teacher_export)
         log_file = run_stage(stages, stage, [script] + common + [
-            "--bert_config_file=" + config,
-            "--init_checkpoint=" + student_init, "--init_layer_map=" + args.student_layers,
+            "--bert_config_file=" + config] + init_flags + [
             "--learning_rate=%s" % args.student_lr,
             "--seed=%d" % seed, "--output_dir=" + output_dir,
             "--export_dir=" + export_base] + flags, log_dir, args.dry_run)

@@ -518,6 +518,24 @@ def test_sst2_benchmark_dry_run_starts_students_from_the_teacher_when_asked(tmp_
                  .split())
 
 
+def test_sst2_benchmark_dry_run_starts_students_from_random_weights_when_asked(tmp_path):
+  from conftest import run_entry
+  data_dir = write_sst2_like(str(tmp_path / "sst2"))
+  work = str(tmp_path / "work")
+  result = run_entry(["bench/sst2_distill.py", "--tiny", "--dry_run", "--data_dir", data_dir,
+                      "--work_dir", work, "--student_init", "scratch", "--augment_copies", "",
+                      "--students", "alone,variants",
+                      "--variant", "tinybert:--distill_preset=tinybert"], timeout=300)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  commands = {line.split("]")[0][1:]: line.split() for line in result.stdout.splitlines()
+              if line.startswith("[")}
+  assert any(f.startswith("--init_checkpoint=") for f in commands["teacher"])  # MiniLM's
+  for name in ("student_alone", "distilled_tinybert"):
+    flags = commands["seed1/" + name]
+    assert not any(f.startswith(("--init_checkpoint", "--init_layer_map")) for f in flags), flags
+  assert "--distill_preset=tinybert" in commands["seed1/distilled_tinybert"]
+
+
 def test_sst2_benchmark_trains_only_the_students_asked_for(tmp_path):
   from conftest import run_entry
   data_dir = write_sst2_like(str(tmp_path / "sst2"))
