@@ -382,8 +382,8 @@ def report(args, rows, steps, train_count, teacher_acc):
            "medians of %d runs." %
            (train_count, args.data_dir, args.max_seq_length, args.batch_size, args.precision,
             steps, {"teacher": "teacher's export", "pretrained": "converted checkpoint",
-                    "scratch": "random weights"}[args.student_init], args.teacher_lr, args.teacher_bias_correction,
-            args.temperature, args.alpha, args.teacher_logits,
+                    "scratch": "random weights"}[args.student_init], args.teacher_lr,
+            args.teacher_bias_correction, args.temperature, args.alpha, args.teacher_logits,
             args.max_seq_length, args.serving_runs), "",
            "| model | seed | steps | dev acc | agreement with teacher | parameters | ms batch 1 | "
            "ms batch 8 | speedup batch 8 | gap recovered | wall time |",
