@@ -372,9 +372,10 @@ def augment_seconds(log_file):
 
 def report(args, rows, steps, train_count, teacher_acc):
   """Markdown: the per-run table, then the mean over seeds and the gap recovered."""
-  lines = ["# SST-2: %s teacher → %d-layer student (its layers %s)%s" %
+  lines = ["# SST-2: %s teacher → %d-layer student (%s)%s" %
            ("a random tiny" if args.tiny else "MiniLM-L6",
-            len(args.student_layers.split(",")), args.student_layers,
+            len(args.student_layers.split(",")), "random weights"
+            if args.student_init == "scratch" else "its layers " + args.student_layers,
             " — quick" if args.quick else " — tiny" if args.tiny else ""), "",
            "%d training examples, dev %s, max_seq_length %d, batch %d, %s, students %d steps "
            "from the %s; teacher lr %s, Adam bias correction %s; distillation T=%s, alpha=%s, "
