@@ -55,9 +55,16 @@ PEER_WORKER = os.path.join(REPO_ROOT, "bench", "peer_torch_worker.py")
 DEFAULT_PEER_PYTHON = "/work/peer-venv/bin/python"
 TRAIN_MODEL = "teacher"
 TRAIN_PRECISIONS = ("fp32", "bf16")
-# Ours only: bf16 without the elementwise XLA clusters that --xla_elementwise=auto adds to bf16
-# at fixed-length batches (every example here is train_seq tokens: one shape).
-PLAIN_BF16 = "bf16_no_elementwise_xla"
+# Ours only: each precision with the elementwise XLA clusters off, against its row as
+# --xla_elementwise=auto runs it at fixed-length batches (every example here is train_seq tokens:
+# one shape).
+PLAIN = {p: p + "_no_elementwise_xla" for p in TRAIN_PRECISIONS}
+PLAIN_VARIANTS = tuple(PLAIN.values())
+
+
+def base_precision(variant):
+  """The --precision of a training variant (fp32, bf16, or one of PLAIN's)."""
+  return variant.split("_")[0]
 SIDES = ("ours", "ours_xla", "theirs")
 TRAINING_SIDES = ("ours", "theirs")
 XLA_WARMUP = 8  # auto-clustering compiles a shape lazily, on one of its first runs
@@ -180,8 +187,8 @@ class OursTF(object):
     self.train, jit_used = {}, {}
     train_config = modeling.BertConfig.from_dict(command["configs"][command["train_model"]])
     for variant in command.get("train_precisions", []):
-      precision = "bf16" if variant == PLAIN_BF16 else variant
-      jit_used[variant] = variant != PLAIN_BF16 and hardware.choose_elementwise_jit(
+      precision = base_precision(variant)
+      jit_used[variant] = variant not in PLAIN_VARIANTS and hardware.choose_elementwise_jit(
           "auto", precision, "fixed")[0]
       graph = tf.Graph()
       with graph.as_default():
@@ -328,7 +335,7 @@ def measure(plan, threads, peer_python, workdir):
         dict(threads_env, TF_XLA_FLAGS=hardware.with_elementwise_jit_flags(
             os.environ.get("TF_XLA_FLAGS"))))  # as the entry points set it
     reply = workers["ours"].call(op="setup", **dict(
-        setup, train_precisions=list(TRAIN_PRECISIONS) + [PLAIN_BF16]))
+        setup, train_precisions=list(TRAIN_PRECISIONS + PLAIN_VARIANTS)))
     data["versions"]["ours"], data["setup_seconds"]["ours"] = reply["versions"], reply[
         "setup_seconds"]
     log("Setting up our side with XLA (serving only) ...")
@@ -361,7 +368,7 @@ def measure(plan, threads, peer_python, workdir):
     data["sides"] = sides
 
     train_variants = [(side, p) for p in TRAIN_PRECISIONS for side in training_sides] + [
-        ("ours", PLAIN_BF16)]
+        ("ours", p) for p in PLAIN_VARIANTS]
     log("Warm-up ...")
     for side, precision in train_variants:
       workers[side].call(op="train", precision=precision, batch=0, steps=plan["train_warmup"])
@@ -376,7 +383,7 @@ def measure(plan, threads, peer_python, workdir):
             requests[(model, batch, seq)] = int(max(plan["min_requests"], min(
                 plan["max_requests"], round(plan["serve_seconds"] / min(reply["seconds"])))))
 
-    train_rows = [("train", p) for p in TRAIN_PRECISIONS + (PLAIN_BF16,)]
+    train_rows = [("train", p) for p in TRAIN_PRECISIONS + PLAIN_VARIANTS]
     rows = train_rows + [("serve", model, batch, seq) for model in ("teacher", "student")
                          for batch, seq in plan["serve_shapes"]]
     rounds = {row: {side: [] for side in (sides if row[0] == "serve" else training_sides
@@ -474,8 +481,8 @@ def report(data):
     ours, peer, ratios = summarize(entry)
     xla, _, xla_ratios = summarize(entry, "ours_xla")
     if row[0] == "train":
-      what = ("training bf16, elementwise XLA off, ex/s" if row[1] == PLAIN_BF16 else
-              "training %s, ex/s" % row[1])
+      what = ("training %s, elementwise XLA off, ex/s" % base_precision(row[1])
+              if row[1] in PLAIN_VARIANTS else "training %s, ex/s" % row[1])
       where = "%s, batch %d × %d" % (shape(TRAIN_MODEL), plan["train_batch"], plan["train_seq"])
       form = "%.1f"
     else:
@@ -492,18 +499,24 @@ def report(data):
     fp32, bf16 = (by_row[("train", p)]["values"][side] for p in ("fp32", "bf16"))
     speedups.append("%s %.2f×" % ("ours" if side == "ours" else "PyTorch",
                                   statistics.median(b / f for b, f in zip(bf16, fp32))))
-  plain = by_row.get(("train", PLAIN_BF16))
-  if plain:
-    fp32 = by_row[("train", "fp32")]["values"]["ours"]
+  plain = {p: by_row[("train", v)]["values"]["ours"] for p, v in PLAIN.items()
+           if ("train", v) in by_row}
+  if len(plain) == len(PLAIN):
     speedups.append("ours with the elementwise XLA clusters off %.2f×" % statistics.median(
-        b / f for b, f in zip(plain["values"]["ours"], fp32)))
+        b / f for b, f in zip(plain["bf16"], plain["fp32"])))
   jit = versions["ours"].get("elementwise_jit", {})
   lines += ["", "Training bf16 / fp32 examples/s (median of the per-round ratios): %s." %
-            ", ".join(speedups),
-            "Our bf16 row is `--precision=auto` on this CPU: %s." % (
-                "bf16 with its elementwise ops compiled by XLA (`--xla_elementwise=auto` at "
-                "fixed-length batches)" if jit.get("bf16") else
-                "bf16, elementwise ops uncompiled")]
+            ", ".join(speedups)]
+  compiled = ["%s %.2f×" % (p, statistics.median(
+      a / b for a, b in zip(by_row[("train", p)]["values"]["ours"], plain[p])))
+      for p in TRAIN_PRECISIONS if p in plain]
+  if compiled:
+    lines.append("Ours, each precision as `--xla_elementwise=auto` runs it / with the elementwise "
+                 "XLA clusters off (median of the per-round ratios): %s." % ", ".join(compiled))
+  forms = ["%s %s" % (p, "elementwise ops compiled by XLA" if jit.get(p) else
+                       "elementwise ops uncompiled") for p in TRAIN_PRECISIONS]
+  lines.append("Our training rows at fixed-length batches (`--xla_elementwise=auto`): %s." %
+               "; ".join(forms))
   return lines
 
 

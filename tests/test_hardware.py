@@ -74,12 +74,15 @@ def test_a_model_trained_under_auto_exports_fp32_that_loads_in_a_fresh_process(t
   assert abs(result["sum"] - 1.0) < 1e-5
 
 
-def test_elementwise_jit_auto_is_on_for_bf16_fixed_shapes_on_a_cpu_only():
+def test_elementwise_jit_auto_is_on_for_fixed_shapes_on_a_cpu_only():
   on, reason = hardware.choose_elementwise_jit("auto", "bf16", "fixed")
   assert on is True and "bf16 on a CPU" in reason
+  on, reason = hardware.choose_elementwise_jit("auto", "fp32", "fixed")
+  assert on is True and "fp32 on a CPU" in reason
   on, reason = hardware.choose_elementwise_jit("auto", "bf16", "dynamic")
   assert on is False and "dynamic padding" in reason
-  assert hardware.choose_elementwise_jit("auto", "fp32", "fixed")[0] is False
+  assert hardware.choose_elementwise_jit("auto", "fp32", "dynamic")[0] is False
+  assert hardware.choose_elementwise_jit("auto", "fp16", "fixed")[0] is False
   assert hardware.choose_elementwise_jit("auto", "bf16", "fixed", [(8, 0)])[0] is False  # GPU
   assert hardware.choose_elementwise_jit("on", "fp32") == (True, "--xla_elementwise=on")
   assert hardware.choose_elementwise_jit("off", "bf16") == (False, "--xla_elementwise=off")
