@@ -60,14 +60,15 @@ TRAIN_PRECISIONS = ("fp32", "bf16")
 # one shape).
 PLAIN = {p: p + "_no_elementwise_xla" for p in TRAIN_PRECISIONS}
 PLAIN_VARIANTS = tuple(PLAIN.values())
+SIDES = ("ours", "ours_xla", "theirs")
+TRAINING_SIDES = ("ours", "theirs")
+XLA_WARMUP = 8  # auto-clustering compiles a shape lazily, on one of its first runs
 
 
 def base_precision(variant):
   """The --precision of a training variant (fp32, bf16, or one of PLAIN's)."""
   return variant.split("_")[0]
-SIDES = ("ours", "ours_xla", "theirs")
-TRAINING_SIDES = ("ours", "theirs")
-XLA_WARMUP = 8  # auto-clustering compiles a shape lazily, on one of its first runs
+
 
 FULL = {"rounds": 7, "train_batch": perf_workers.BATCH_SIZE,
         "train_seq": perf_workers.MAX_SEQ_LENGTH, "train_steps": 3, "train_warmup": 3,
