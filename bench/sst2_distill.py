@@ -378,11 +378,11 @@ def report(args, rows, steps, train_count, teacher_acc):
             if args.student_init == "scratch" else "its layers " + args.student_layers,
             " — quick" if args.quick else " — tiny" if args.tiny else ""), "",
            "%d training examples, dev %s, max_seq_length %d, batch %d, %s, students %d steps "
-           "from the %s; teacher lr %s, Adam bias correction %s; distillation T=%s, alpha=%s, "
+           "from %s; teacher lr %s, Adam bias correction %s; distillation T=%s, alpha=%s, "
            "teacher logits %s. Serving: SavedModel in-process, sequence %d, lowest of 3 rounds' "
            "medians of %d runs." %
            (train_count, args.data_dir, args.max_seq_length, args.batch_size, args.precision,
-            steps, {"teacher": "teacher's export", "pretrained": "converted checkpoint",
+            steps, {"teacher": "the teacher's export", "pretrained": "the converted checkpoint",
                     "scratch": "random weights"}[args.student_init], args.teacher_lr,
             args.teacher_bias_correction, args.temperature, args.alpha, args.teacher_logits,
             args.max_seq_length, args.serving_runs), "",
