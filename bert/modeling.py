@@ -48,10 +48,33 @@ def create_initializer(initializer_range=0.02):
   return tf1.truncated_normal_initializer(stddev=initializer_range)
 
 
+# Dropout draws 16 random bits per element: the rate is rounded to a multiple of 1/2^16.
+DROPOUT_LEVELS = 1 << 16
+
+
 def dropout(x, rate):
+  """Inverted dropout: zeroes each element with probability ~rate, scales the rest by 1/keep.
+
+  Random numbers are most of dropout's cost on a CPU (TensorFlow's Philox makes one 32-bit word
+  per element of tf.nn.dropout; ~9 % of a training step's op time at 4 × 256, batch 32 × 128).
+  Each word here gives two 16-bit draws, so half the words are made. The rate is rounded to a
+  multiple of 1/65536 (0.1 becomes 0.100006) and the scale uses the rounded rate, so the
+  expectation is unchanged. The words come from a stateless generator seeded by a stateful
+  op: a new mask every run, reproducible under tf.compat.v1.set_random_seed, and no generator
+  state in checkpoints. The random ops stay out of XLA clusters (XLA's CPU Philox is slower).
+  """
   if not rate:
     return x
-  return tf.nn.dropout(x, rate=rate)
+  threshold = int(round(rate * DROPOUT_LEVELS))
+  shape, size = tf.shape(x), tf.size(x)
+  with tf.xla.experimental.jit_scope(compile_ops=False):
+    seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
+    words = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None,
+                                        dtype=tf.uint32)
+    draws = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
+  keep = tf.reshape(draws >= threshold, shape)
+  scale = tf.cast(DROPOUT_LEVELS / (DROPOUT_LEVELS - threshold), x.dtype)
+  return x * tf.cast(keep, x.dtype) * scale
 
 
 def dense(x, units, name, activation=None, initializer_range=0.02):

@@ -311,6 +311,50 @@ def test_training_mode_dropout_changes_outputs_and_eval_is_deterministic():
   np.testing.assert_array_equal(eval_a, eval_b)
 
 
+@pytest.mark.parametrize("rate,dtype,shape", [(0.1, tf.float32, [64, 33, 7]),
+                                              (0.5, tf.bfloat16, [3, 1001]),
+                                              (0.02, tf.float16, [5, 3, 11])])
+def test_dropout_drops_at_its_rate_keeps_the_expectation_and_reproduces_under_a_graph_seed(
+    rate, dtype, shape):
+  """Two 16-bit draws per random word: the rate is rounded to 1/65536, the scale follows it."""
+  def run_twice():
+    with tf.Graph().as_default():
+      tf1.set_random_seed(7)
+      out = modeling.dropout(tf.ones(shape, dtype), rate)
+      with tf1.Session() as session:
+        return [session.run(tf.cast(out, tf.float32)) for _ in range(2)]
+
+  first, second = run_twice()
+  again, _ = run_twice()
+  kept_rate = round(rate * 65536) / 65536
+  scale = np.float32(tf.cast(1.0 / (1.0 - kept_rate), dtype).numpy())
+  assert first.shape == tuple(shape)
+  assert set(np.unique(first)) <= {0.0, scale}  # dropped, or kept and scaled
+  dropped = np.mean(first == 0)
+  tolerance = 4 * math.sqrt(rate * (1 - rate) / first.size)  # 4 standard deviations
+  assert abs(dropped - rate) < tolerance, (dropped, rate)
+  assert not np.array_equal(first, second)  # a new mask on every run
+  np.testing.assert_array_equal(first, again)  # the same masks under the same graph seed
+  with tf.Graph().as_default():
+    unchanged = tf.ones(shape, dtype)
+    assert modeling.dropout(unchanged, 0.0) is unchanged  # no ops at rate 0 (inference graphs)
+
+
+def test_dropout_masks_are_uniform_across_positions():
+  """Both halves of each random word are used: even and odd positions drop alike, and masks of
+  neighbouring elements are independent (no pairing of the two 16-bit halves)."""
+  with tf.Graph().as_default():
+    tf1.set_random_seed(3)
+    out = modeling.dropout(tf.ones([200000]), 0.3)
+    with tf1.Session() as session:
+      dropped = session.run(out) == 0
+  tolerance = 4 * math.sqrt(0.3 * 0.7 / 100000)
+  assert abs(dropped[0::2].mean() - 0.3) < tolerance
+  assert abs(dropped[1::2].mean() - 0.3) < tolerance
+  both = np.mean(dropped[0::2] & dropped[1::2])
+  assert abs(both - 0.09) < 4 * math.sqrt(0.09 * 0.91 / 100000)
+
+
 def test_inference_graph_forms_give_the_training_graphs_values():
   """Inference swaps heads with a one-operand einsum and gathers token types (fewer oneDNN ops at
   small batches); with dropout off it computes exactly what the training graph computes."""

@@ -1,6 +1,7 @@
 """What a new user sees: our lines only, and a warning when training collapsed."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -49,7 +50,9 @@ def test_collapse_warning_fires_on_a_one_class_run(tmp_path):
   result = _train(tmp_path, "collapsed", "--learning_rate=1e-2", "--noadam_bias_correction")
   assert result.returncode == 0, result.stderr
   assert "WARNING: the training loss stayed at 0.6" in result.stdout
-  assert "WARNING: the model predicts label '0' for all 32 dev examples" in result.stdout
+  # Which class it collapses onto depends on the random draws; that it names one does not.
+  assert re.search(r"WARNING: the model predicts label '[01]' for all 32 dev examples",
+                   result.stdout), result.stdout
   assert "learning rate too high" in result.stdout
 
 
