@@ -8,8 +8,8 @@ newer. Elsewhere bf16 is emulated and slower than fp32, so auto picks fp32 there
 On a CPU, bf16 speeds the matmuls up (oneDNN) but not TensorFlow's own elementwise kernels
 (GELU, dropout, residual adds, Adam's updates), which then take most of a bf16 step. XLA's
 auto-clustering restricted to fusible ops compiles those into a few fused loops and leaves the
-matmuls to oneDNN: measured 1.16–1.18× the bf16 training step (4 × 256, batch 32 × 128,
-bench/peer-cpu.md) and 1.06× the fp32 one, where the elementwise kernels weigh less.
+matmuls to oneDNN: measured 1.23–1.26× the bf16 training step (4 × 256, batch 32 × 128,
+bench/peer-cpu.md) and 1.03–1.06× the fp32 one, where the elementwise kernels weigh less.
 TensorFlow reads the flags that allow it once per process, before its first device listing,
 hence ELEMENTWISE_JIT_FLAGS set early (entry_point) and the session switch later.
 """
