@@ -30,7 +30,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.collapse_bench import cpu_flags  # noqa: E402
-from bert import classifier, modeling, training  # noqa: E402
+from bench import perf_workers  # noqa: E402
+from bert import modeling, training  # noqa: E402
 
 tf1 = tf.compat.v1
 STEPS_PER_ROUND = 3
@@ -65,10 +66,8 @@ def build_step(config, precision, batch, seq, dropout, workdir):
     graph = tf.Graph()
     with graph.as_default():
       tf1.set_random_seed(1)
-      model_fn = classifier.model_fn_builder(config, ["0", "1"], learning_rate=1e-4,
-                                             num_train_steps=100000, num_warmup_steps=10,
-                                             precision=precision)
-      trainer = training.Trainer(model_fn, workdir, params={"seed": 1})
+      trainer = training.Trainer(perf_workers.benchmark_model_fn(config, precision), workdir,
+                                 params={"seed": 1})
       model = trainer.build_train_graph(input_fn, batch)
       init = tf1.global_variables_initializer()
       local_init = tf1.group(tf1.local_variables_initializer(), tf1.tables_initializer())

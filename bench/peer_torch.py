@@ -152,7 +152,7 @@ class OursTF(object):
     tf = perf_workers._tf()
     tf1 = tf.compat.v1
     import numpy as np
-    from bert import classifier, modeling, training
+    from bert import modeling, training
     from bert.loaded_export import LoadedExport
 
     self.tf = tf
@@ -194,17 +194,9 @@ class OursTF(object):
       graph = tf.Graph()
       with graph.as_default():
         tf1.set_random_seed(1)
-        model_fn = classifier.model_fn_builder(train_config, ["0", "1"], learning_rate=1e-4,
-                                               num_train_steps=100000, num_warmup_steps=10,
-                                               precision=precision)
         seen = {}
-
-        def capturing_model_fn(features, labels, mode, params, model_fn=model_fn, seen=seen):
-          seen.update(features)
-          return model_fn(features, labels, mode, params)
-
-        trainer = training.Trainer(capturing_model_fn, os.path.join(workdir, "scratch"),
-                                   params={"seed": 1})
+        trainer = training.Trainer(perf_workers.benchmark_model_fn(train_config, precision, seen),
+                                   os.path.join(workdir, "scratch"), params={"seed": 1})
         model = trainer.build_train_graph(input_fn, int(command["train_batch"]))
         fetches = {"train_op": model.train_op, "loss": model.loss, "summaries": model.summaries,
                    "batch": seen["batch"]}

@@ -112,11 +112,29 @@ def worker_gemm(spec):
   return {"gemm": results}
 
 
+def benchmark_model_fn(config, precision, seen=None):
+  """The model_fn every training benchmark times: labels 0/1, lr 1e-4, 10 warm-up steps.
+  With `seen` (a dict), each call records the features it was given there."""
+  from bert import classifier
+
+  model_fn = classifier.model_fn_builder(config, ["0", "1"], learning_rate=1e-4,
+                                         num_train_steps=100000, num_warmup_steps=10,
+                                         precision=precision)
+  if seen is None:
+    return model_fn
+
+  def capturing_model_fn(features, labels, mode, params):
+    seen.update(features)
+    return model_fn(features, labels, mode, params)
+
+  return capturing_model_fn
+
+
 def worker_train(spec):
   """Times training steps of the real path: input_fn over the TFRecord → model_fn → train_op."""
   tf = _tf()
   tf1 = tf.compat.v1
-  from bert import classifier, classifier_data, modeling, training
+  from bert import classifier_data, modeling, training
 
   config = modeling.BertConfig.from_dict(spec["config"])
   built = time.time()
@@ -125,16 +143,9 @@ def worker_train(spec):
     tf1.set_random_seed(1)
     input_fn = classifier_data.input_fn_builder(spec["record_file"], True, MAX_SEQ_LENGTH,
                                                 padding=spec["padding"], num_labels=2, seed=1)
-    model_fn = classifier.model_fn_builder(config, ["0", "1"], learning_rate=1e-4,
-                                           num_train_steps=100000, num_warmup_steps=10,
-                                           precision=spec["precision"])
     seen = {}
-
-    def capturing_model_fn(features, labels, mode, params):
-      seen.update(features)
-      return model_fn(features, labels, mode, params)
-
-    trainer = training.Trainer(capturing_model_fn, spec["scratch_dir"], params={"seed": 1},
+    trainer = training.Trainer(benchmark_model_fn(config, spec["precision"], seen),
+                               spec["scratch_dir"], params={"seed": 1},
                               use_xla=spec["xla"] == "scope")
     model = trainer.build_train_graph(input_fn, BATCH_SIZE)
     init = tf1.global_variables_initializer()
