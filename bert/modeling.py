@@ -65,7 +65,7 @@ def dropout(x, rate):
   """
   if not rate:
     return x
-  threshold = int(round(rate * DROPOUT_LEVELS))
+  threshold = min(int(round(rate * DROPOUT_LEVELS)), DROPOUT_LEVELS - 1)  # keep ≥ 1 level
   shape, size = tf.shape(x), tf.size(x)
   with tf.xla.experimental.jit_scope(compile_ops=False):
     seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
