@@ -75,8 +75,9 @@ def define_flags(flag_values=None):
   f.DEFINE_enum("xla_elementwise", "auto", ["auto", "on", "off"], "Compile the training step's "
                 "elementwise ops (GELU, dropout, layer norm, Adam's updates) with XLA, leaving the "
                 "matmuls to oneDNN. auto: on when training in bf16 or fp32 on a CPU with "
-                "--padding=fixed (bf16 1.16x, fp32 1.06x faster there); off with dynamic padding "
-                "(each batch length compiles again), in fp16 and on GPUs (see --use_xla).")
+                "--padding=fixed (bf16 1.23-1.26x, fp32 1.03-1.06x faster there); off with "
+                "dynamic padding (each batch length compiles again), in fp16 and on GPUs (see "
+                "--use_xla).")
   f.DEFINE_enum("distribution", "none", ["none", "mirrored", "multi_worker"], "Training on "
                 "several devices (tf.distribute): mirrored: the devices of this machine "
                 "(--num_devices); multi_worker: the machines in TF_CONFIG. --train_batch_size is "
