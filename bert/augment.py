@@ -332,7 +332,7 @@ class MlmFiller(object):
         with tf1.variable_scope("transform"):
           x = modeling.dense(x, self.config.hidden_size, "dense",
                              activation=modeling.get_activation(self.config.hidden_act))
-          x = modeling.layer_norm(x)
+          x = modeling.layer_norm(x, is_training=False)
         bias = tf1.get_variable("output_bias", [self.config.vocab_size])
       self.logits = tf.nn.bias_add(
           tf.matmul(x, model.get_embedding_table(), transpose_b=True), bias)

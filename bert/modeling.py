@@ -93,16 +93,30 @@ def dense(x, units, name, activation=None, initializer_range=0.02):
   return activation(y) if activation is not None else y
 
 
-def layer_norm(x, name="LayerNorm"):
-  """Layer norm over the last axis with `name/gamma`, `name/beta`, always computed in fp32."""
+def layer_norm(x, name="LayerNorm", is_training=True):
+  """Layer norm over the last axis with `name/gamma`, `name/beta`, always computed in fp32.
+
+  Inference graphs compute (x - mean) · rsqrt(variance + eps) · gamma + beta in that order:
+  tf.nn.batch_normalization (training graphs) first broadcasts its per-row scale and offset to
+  x's shape, two more full-size tensors per layer norm. Served, this form measured 1.03-1.11×
+  faster for the student at batch 8 × 128 and 32 × 32 (level at batch 1); in the fp32 training
+  step (XLA clusters on) it was 0.96×, so training keeps batch_normalization. The two agree to
+  ~5e-7 per layer norm.
+  """
   with tf1.variable_scope(name):
     width = x.shape[-1]
-    gamma = tf1.get_variable("gamma", [width], initializer=tf1.ones_initializer())
-    beta = tf1.get_variable("beta", [width], initializer=tf1.zeros_initializer())
+    gamma = tf.cast(tf1.get_variable("gamma", [width], initializer=tf1.ones_initializer()),
+                    tf.float32)
+    beta = tf.cast(tf1.get_variable("beta", [width], initializer=tf1.zeros_initializer()),
+                   tf.float32)
     x32 = tf.cast(x, tf.float32)
-    mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
-    y = tf.nn.batch_normalization(x32, mean, variance, tf.cast(beta, tf.float32),
-                                  tf.cast(gamma, tf.float32), LAYER_NORM_EPSILON)
+    if is_training:
+      mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+      y = tf.nn.batch_normalization(x32, mean, variance, beta, gamma, LAYER_NORM_EPSILON)
+    else:
+      centered = x32 - tf.reduce_mean(x32, axis=-1, keepdims=True)
+      variance = tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True)
+      y = centered * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
   return tf.cast(y, x.dtype)
 
 
@@ -301,7 +315,7 @@ def embeddings(config, input_ids, token_type_ids, seq_length, use_one_hot_embedd
                                     [config.max_position_embeddings, width], initializer=init)
   output += tf.slice(position_table, [0, 0], [seq_length, -1])[tf.newaxis]
 
-  output = layer_norm(output)
+  output = layer_norm(output, is_training=is_training)
   output = dropout(output, config.hidden_dropout_prob)
   return output, table
 
@@ -327,13 +341,15 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_
               config.attention_probs_dropout_prob, init_range, is_training)
         with tf1.variable_scope("output"):
           attended = dense(context, width, "dense", initializer_range=init_range)
-          attended = layer_norm(dropout(attended, config.hidden_dropout_prob) + x)
+          attended = layer_norm(dropout(attended, config.hidden_dropout_prob) + x,
+                                is_training=is_training)
       with tf1.variable_scope("intermediate"):
         inner = dense(attended, config.intermediate_size, "dense", activation=activation,
                       initializer_range=init_range)
       with tf1.variable_scope("output"):
         out = dense(inner, width, "dense", initializer_range=init_range)
-        x = layer_norm(dropout(out, config.hidden_dropout_prob) + attended)
+        x = layer_norm(dropout(out, config.hidden_dropout_prob) + attended,
+                       is_training=is_training)
     layers.append(tf.reshape(x, [batch_size, seq_length, width]))
     probs.append(layer_probs)
     scores.append(layer_scores)
