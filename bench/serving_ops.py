@@ -11,8 +11,9 @@ pass at each batch × sequence shape in three forms, timed interleaved in rounds
   frozen     the same graph with the weights folded into constants
              (graph_util.convert_variables_to_constants), as an inference-only export could be;
   training_forms  the same weights through the training graph's op forms with dropout off
-             (tf.transpose for the heads, a one-hot einsum for token types: what exports served
-             before modeling.swap_seq_and_heads and the inference gather).
+             (tf.transpose for the heads, a one-hot einsum for token types, the layer norm of
+             tf.nn.batch_normalization: what exports served before modeling.swap_seq_and_heads,
+             the inference gather and the inference layer norm).
 
 Printed per model: the node count of the graph grappler hands the executor (partition graphs,
 after its rewrites: which ops it fused), its most common op types, the largest difference of the

@@ -356,8 +356,9 @@ def test_dropout_masks_are_uniform_across_positions():
 
 
 def test_inference_graph_forms_give_the_training_graphs_values():
-  """Inference swaps heads with a one-operand einsum and gathers token types (fewer oneDNN ops at
-  small batches); with dropout off it computes exactly what the training graph computes."""
+  """Inference swaps heads with a one-operand einsum, gathers token types (fewer oneDNN ops at
+  small batches) and normalises the centred input directly; with dropout off it computes what
+  the training graph computes, to float rounding."""
   cfg = config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
   with tf.Graph().as_default() as graph:
     placeholders, train_model = build(cfg, is_training=True)
