@@ -13,13 +13,15 @@ pass at each batch × sequence shape in three forms, timed interleaved in rounds
   training_forms  the same weights through the training graph's op forms with dropout off
              (tf.transpose for the heads, a one-hot einsum for token types, the layer norm of
              tf.nn.batch_normalization: what exports served before modeling.swap_seq_and_heads,
-             the inference gather and the inference layer norm).
+             the inference gather and the inference layer norm);
+  one_block  the inference graph with each layer's token-wise part in one row block
+             (modeling.row_split_min_rows None: what exports served before the row split).
 
 Printed per model: the node count of the graph grappler hands the executor (partition graphs,
 after its rewrites: which ops it fused), its most common op types, the largest difference of the
 logits between the two forms, and per shape the median ms of each form and the median of the
-per-round ratios against variables (variables / frozen, training_forms / variables: > 1, the
-second is faster).
+per-round ratios against variables (variables / frozen, training_forms / variables,
+one_block / variables: > 1, the second is faster).
 """
 
 import argparse
@@ -61,8 +63,25 @@ def training_forms_logits(config, ids):
   return tf.nn.bias_add(tf.matmul(model.get_pooled_output(), weights, transpose_b=True), bias)
 
 
+def one_block_logits(config, ids):
+  """The classifier's logits [batch, 2] from the variables already built, through the inference
+  graph with the row split off (every layer's token-wise part in one block)."""
+  assumed_l2 = modeling.ASSUMED_L2_BYTES
+  modeling.ASSUMED_L2_BYTES = 0  # no block fits: row_split_min_rows is None
+  try:
+    with tf1.variable_scope("", reuse=True):
+      model = modeling.BertModel(config, False, ids, tf.ones_like(ids), tf.zeros_like(ids),
+                                 scope="bert")
+      weights = tf1.get_variable("output_weights")
+      bias = tf1.get_variable("output_bias")
+  finally:
+    modeling.ASSUMED_L2_BYTES = assumed_l2
+  return tf.nn.bias_add(tf.matmul(model.get_pooled_output(), weights, transpose_b=True), bias)
+
+
 def build(config_file, threads):
-  """{form: (session, ids placeholder, logits)} of the variables, frozen and training forms."""
+  """{form: (session, ids placeholder, logits)} of the variables, frozen, training and
+  one-block forms."""
   config = modeling.BertConfig.from_json_file(os.path.join(ROOT, config_file))
   with tf.Graph().as_default() as graph:
     tf1.set_random_seed(1)
@@ -71,11 +90,13 @@ def build(config_file, threads):
                                              tf.zeros_like(ids), 2)
     logits = tf.identity(logits, name="logits")
     training_logits = training_forms_logits(config, ids)
+    one_block = one_block_logits(config, ids)
     session = tf1.Session(config=session_config(threads))
     session.run(tf1.global_variables_initializer())
     frozen_def = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(),
                                                                ["logits"])
-  forms = {"variables": (session, ids, logits), "training_forms": (session, ids, training_logits)}
+  forms = {"variables": (session, ids, logits), "training_forms": (session, ids, training_logits),
+           "one_block": (session, ids, one_block)}
   with tf.Graph().as_default() as frozen_graph:
     tf1.import_graph_def(frozen_def, name="")
     forms["frozen"] = (tf1.Session(config=session_config(threads)),
@@ -132,7 +153,7 @@ def main():
       ops = executed_ops(*form, feed)
       print("%s: %d nodes; %s" % (name, sum(ops.values()), ", ".join(
           "%s %d" % item for item in ops.most_common(12))))
-    for name in ("frozen", "training_forms"):
+    for name in ("frozen", "training_forms", "one_block"):
       print("largest |logits difference|, variables vs %s: %.2g" % (
           name, np.abs(outputs["variables"] - outputs[name]).max()))
     for batch, length in shapes:
@@ -142,11 +163,13 @@ def main():
       def ratio(slow, fast):
         return statistics.median(a / b for a, b in zip(times[slow], times[fast]))
 
-      print("batch %d × %d: variables %.3f ms, frozen %.3f ms, training_forms %.3f ms; "
-            "variables / frozen %.3f×, training_forms / variables %.3f×" % (
-                batch, length, *(1000 * statistics.median(times[name])
-                                 for name in ("variables", "frozen", "training_forms")),
-                ratio("variables", "frozen"), ratio("training_forms", "variables")))
+      names = ("variables", "frozen", "training_forms", "one_block")
+      print("batch %d × %d: %s; variables / frozen %.3f×, training_forms / variables %.3f×, "
+            "one_block / variables %.3f×" % (
+                batch, length, ", ".join("%s %.3f ms" % (name, 1000 * statistics.median(
+                    times[name])) for name in names),
+                ratio("variables", "frozen"), ratio("training_forms", "variables"),
+                ratio("one_block", "variables")))
 
 
 if __name__ == "__main__":

@@ -320,36 +320,94 @@ def embeddings(config, input_ids, token_type_ids, seq_length, use_one_hot_embedd
   return output, table
 
 
+# Inference graphs may split each layer's token-wise part (attention output, feed-forward,
+# layer norms) into two row blocks: two ops that the executor's inter-op threads run side by
+# side. TensorFlow's oneDNN matmul runs on one thread when its operands (m·n + k·(m + n) floats)
+# fit in the L2 cache, which covers the teacher's [128, 256] x [256, 1024] at batch 1 x 128 on a
+# 2 MiB-L2 Xeon. Models qualify when their feed-forward matmuls on a block of half the minimum
+# rows fit in ASSUMED_L2_BYTES (wider models' matmuls run multi-threaded, and splitting their
+# rows measured slower: 0.77-0.95x at BERT-Base's widths); requests qualify from
+# ROW_SPLIT_MIN_WORK rows x width^2 (below, the second block's ops cost more than they save).
+ASSUMED_L2_BYTES = 2 * 2 ** 20
+ROW_SPLIT_MIN_WORK = 2 ** 21
+
+
+def row_split_min_rows(config):
+  """The fewest rows (batch x sequence) whose inference graph splits them, or None (never).
+
+  None unless [rows / 2, hidden] x [hidden, intermediate] fits the single-thread rule:
+  4 bytes x (rows / 2 x (hidden + intermediate) + hidden x intermediate) < ASSUMED_L2_BYTES.
+  """
+  hidden, inner = config.hidden_size, config.intermediate_size
+  min_rows = -(-ROW_SPLIT_MIN_WORK // (hidden * hidden))
+  block = -(-min_rows // 2)
+  fits = 4 * (block * (hidden + inner) + hidden * inner) < ASSUMED_L2_BYTES
+  return min_rows if fits else None
+
+
+def row_block_sizes(rows, min_rows):
+  """Block sizes, int32 [2]: halves of `rows` from `min_rows` rows on, else [rows, 0]."""
+  half = rows // 2
+  return tf.where(rows >= min_rows, tf.stack([half, rows - half]), tf.stack([rows, 0]))
+
+
+def row_blocks(t, sizes):
+  """t: [rows, width] as [t] (sizes None) or as two blocks of sizes[0] and sizes[1] rows."""
+  return [t] if sizes is None else tf.split(t, sizes, num=2, axis=0)
+
+
+def token_wise(config, context, residual, is_training):
+  """A layer after its self-attention core, row by row: attention output, feed-forward, norms.
+
+  Args:
+    context: [rows, hidden_size], the attention's per-head contexts, heads concatenated.
+    residual: [rows, hidden_size], the layer's input for the same rows.
+  Returns:
+    [rows, hidden_size], the layer's output.
+  """
+  init_range = config.initializer_range
+  with tf1.variable_scope("attention"):
+    with tf1.variable_scope("output"):
+      attended = dense(context, config.hidden_size, "dense", initializer_range=init_range)
+      attended = layer_norm(dropout(attended, config.hidden_dropout_prob) + residual,
+                            is_training=is_training)
+  with tf1.variable_scope("intermediate"):
+    inner = dense(attended, config.intermediate_size, "dense",
+                  activation=get_activation(config.hidden_act), initializer_range=init_range)
+  with tf1.variable_scope("output"):
+    out = dense(inner, config.hidden_size, "dense", initializer_range=init_range)
+    return layer_norm(dropout(out, config.hidden_dropout_prob) + attended,
+                      is_training=is_training)
+
+
 def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_training=True):
   """The encoder stack, computed on [batch_size * seq_length, hidden_size] matrices.
+
+  Training graphs compute each layer's token-wise part on all rows at once; inference graphs of
+  models with a row_split_min_rows in two row blocks (same variables, same values to rounding).
 
   Returns:
     layers: list of [batch_size, seq_length, hidden_size], one per layer;
     attention_probs, attention_scores: lists of [batch_size, num_heads, seq_length, seq_length].
   """
   width = config.hidden_size
-  activation = get_activation(config.hidden_act)
-  init_range = config.initializer_range
   x = tf.reshape(embedding_output, [-1, width])
+  min_rows = None if is_training else row_split_min_rows(config)
+  sizes = None if min_rows is None else row_block_sizes(batch_size * seq_length, min_rows)
   layers, probs, scores = [], [], []
   for index in range(config.num_hidden_layers):
-    with tf1.variable_scope("layer_%d" % index):
+    with tf1.variable_scope("layer_%d" % index) as layer_scope:
       with tf1.variable_scope("attention"):
         with tf1.variable_scope("self"):
           context, layer_probs, layer_scores = self_attention(
               x, mask_bias, batch_size, seq_length, config.num_attention_heads,
-              config.attention_probs_dropout_prob, init_range, is_training)
-        with tf1.variable_scope("output"):
-          attended = dense(context, width, "dense", initializer_range=init_range)
-          attended = layer_norm(dropout(attended, config.hidden_dropout_prob) + x,
-                                is_training=is_training)
-      with tf1.variable_scope("intermediate"):
-        inner = dense(attended, config.intermediate_size, "dense", activation=activation,
-                      initializer_range=init_range)
-      with tf1.variable_scope("output"):
-        out = dense(inner, width, "dense", initializer_range=init_range)
-        x = layer_norm(dropout(out, config.hidden_dropout_prob) + attended,
-                       is_training=is_training)
+              config.attention_probs_dropout_prob, config.initializer_range, is_training)
+      outputs = []
+      for block, (context_rows, x_rows) in enumerate(zip(row_blocks(context, sizes),
+                                                         row_blocks(x, sizes))):
+        with tf1.variable_scope(layer_scope, reuse=True if block else None):
+          outputs.append(token_wise(config, context_rows, x_rows, is_training))
+      x = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=0)
     layers.append(tf.reshape(x, [batch_size, seq_length, width]))
     probs.append(layer_probs)
     scores.append(layer_scores)

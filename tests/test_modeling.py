@@ -355,11 +355,20 @@ def test_dropout_masks_are_uniform_across_positions():
   assert abs(both - 0.09) < 4 * math.sqrt(0.09 * 0.91 / 100000)
 
 
-def test_inference_graph_forms_give_the_training_graphs_values():
+@pytest.mark.parametrize("rows_split", ["never", "not at 3 x 7", "at 3 x 7"])
+def test_inference_graph_forms_give_the_training_graphs_values(monkeypatch, rows_split):
   """Inference swaps heads with a one-operand einsum, gathers token types (fewer oneDNN ops at
-  small batches) and normalises the centred input directly; with dropout off it computes what
-  the training graph computes, to float rounding."""
+  small batches), normalises the centred input directly and may run each layer's token-wise part
+  in two row blocks; with dropout off it computes what the training graph computes, to float
+  rounding, whether the rows are split or not, and with a block of no rows (1 x 1)."""
+  if rows_split == "never":
+    monkeypatch.setattr(modeling, "ASSUMED_L2_BYTES", 0)
+  elif rows_split == "at 3 x 7":
+    monkeypatch.setattr(modeling, "ROW_SPLIT_MIN_WORK", 1)
   cfg = config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  min_rows = modeling.row_split_min_rows(cfg)
+  assert (min_rows is None) == (rows_split == "never")
+  assert (min_rows is not None and min_rows <= 21) == (rows_split == "at 3 x 7")
   with tf.Graph().as_default() as graph:
     placeholders, train_model = build(cfg, is_training=True)
     with tf1.variable_scope("", reuse=True):
@@ -372,19 +381,59 @@ def test_inference_graph_forms_give_the_training_graphs_values():
     mask[1, 4:] = 0
     values = feed(placeholders, ids, mask, types)
     values.update(feed(ph_infer, ids, mask, types))
+    one_token = feed(placeholders, ids[:1, :1], mask[:1, :1], types[:1, :1])
+    one_token.update(feed(ph_infer, ids[:1, :1], mask[:1, :1], types[:1, :1]))
     with tf1.Session() as session:
       session.run(tf1.global_variables_initializer())
       # Non-trivial type embeddings, so that a wrong row would show.
       table = [v for v in tf1.global_variables() if "token_type" in v.name][0]
       table.load(rng.normal(size=table.shape.as_list()), session)
-      trained, inferred = session.run(
-          [[m.get_sequence_output(), m.get_pooled_output(), m.get_all_attention_probs()[-1]]
-           for m in (train_model, infer_model)], values)
+      fetches = [[m.get_sequence_output(), m.get_pooled_output(), m.get_all_attention_probs()[-1]]
+                 for m in (train_model, infer_model)]
+      trained, inferred = session.run(fetches, values)
+      trained_one, inferred_one = session.run(fetches, one_token)
     train_ops = [op.type for op in graph.get_operations() if op.name.startswith("bert/")]
     infer_ops = [op.type for op in graph.get_operations() if op.name.startswith("bert_1/")]
-  for a, b in zip(trained, inferred):
+  for a, b in zip(trained + trained_one, inferred + inferred_one):
     np.testing.assert_allclose(b, a, atol=1e-6, rtol=0)
+  assert trained_one[0].shape == (1, 1, cfg.hidden_size)
+  layers = cfg.num_hidden_layers
+  # A second block has its own attention output, intermediate and output matmuls.
+  assert infer_ops.count("MatMul") - train_ops.count("MatMul") == (0 if min_rows is None
+                                                                   else 3 * layers)
+  assert infer_ops.count("SplitV") == (0 if min_rows is None else 2 * layers)
   assert {"Transpose", "OneHot"} <= set(train_ops)
   assert not {"Transpose", "OneHot"} & set(infer_ops)
   assert infer_ops.count("Einsum") == 4 * cfg.num_hidden_layers  # q, k, v and the context
   assert infer_ops.count("ResourceGather") == train_ops.count("ResourceGather") + 1
+
+
+def test_rows_split_only_for_models_whose_blocks_fit_the_single_thread_zone():
+  """TF's oneDNN rule: a matmul runs on one thread when 4 bytes x (m·n + k·(m + n)) < L2. Rows
+  split where half the fewest rows of a split, times the feed-forward weights, fit; from enough
+  work per request (rows x width^2)."""
+  def fits(rows, hidden, inner):
+    return 4 * (rows * (hidden + inner) + hidden * inner) < modeling.ASSUMED_L2_BYTES
+  teacher = config(hidden_size=256, intermediate_size=1024, num_attention_heads=4)
+  student = config(hidden_size=128, intermediate_size=512, num_attention_heads=2)
+  minilm = config(hidden_size=384, intermediate_size=1536, num_attention_heads=12)
+  base = config(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
+  assert modeling.row_split_min_rows(teacher) == 32  # batch 1 x 32 splits
+  assert modeling.row_split_min_rows(student) == 128  # batch 1 x 32 does not, 1 x 128 does
+  assert modeling.row_split_min_rows(minilm) is None  # its feed-forward weights alone: 2.25 MiB
+  assert modeling.row_split_min_rows(base) is None
+  for cfg in (teacher, student):
+    low = modeling.row_split_min_rows(cfg)
+    assert fits(low // 2, cfg.hidden_size, cfg.intermediate_size)
+    assert low * cfg.hidden_size ** 2 >= modeling.ROW_SPLIT_MIN_WORK
+    assert (low - 1) * cfg.hidden_size ** 2 < modeling.ROW_SPLIT_MIN_WORK
+  assert not fits(0, minilm.hidden_size, minilm.intermediate_size)
+
+
+def test_row_block_sizes_halve_from_the_minimum_rows_on():
+  with tf.Graph().as_default():
+    rows = tf1.placeholder(tf.int32, [])
+    sizes = modeling.row_block_sizes(rows, 32)
+    with tf1.Session() as session:
+      got = {n: session.run(sizes, {rows: n}).tolist() for n in (1, 31, 32, 33, 4096)}
+  assert got == {1: [1, 0], 31: [31, 0], 32: [16, 16], 33: [16, 17], 4096: [2048, 2048]}
