@@ -18,8 +18,9 @@
 #     only to its own longest text.
 #   XLA=1: compile the served graph with XLA (CPU auto-clustering: TF_XLA_FLAGS gets
 #     "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit", the server --xla_cpu_compilation_enabled=true;
-#     bert/export_layout.py XLA_SERVING_FLAGS). Faster at small batches; each new input shape
-#     (batch size x padded length) is compiled once, on one of its first requests.
+#     bert/export_layout.py XLA_SERVING_FLAGS). On the 2-core CPU measured it is no faster than
+#     the plain graph at most shapes (README, Performance): time it on your server first. Each
+#     new input shape (batch size x padded length) is compiled once, on one of its first requests.
 #
 # --dry-run writes the config files and prints them and the command without starting anything.
 # Query the server with: python scripts/predict_client.py --server http://localhost:8501 "text"
