@@ -21,8 +21,10 @@ def batch_mean(per_example):
 
 
 def classifier_logits(bert_config, is_training, input_ids, input_mask, segment_ids, num_labels,
-                      use_one_hot_embeddings=False, compute_dtype=tf.float32):
+                      use_one_hot_embeddings=False, compute_dtype=tf.float32, row_blocks=True):
   """BERT's pooled output through dropout and a dense layer (`output_weights`, `output_bias`).
+
+  row_blocks: see modeling.BertModel.
 
   Returns:
     logits: float32 [batch_size, num_labels]; model: the BertModel.
@@ -30,7 +32,7 @@ def classifier_logits(bert_config, is_training, input_ids, input_mask, segment_i
   model = modeling.BertModel(config=bert_config, is_training=is_training, input_ids=input_ids,
                              input_mask=input_mask, token_type_ids=segment_ids,
                              use_one_hot_embeddings=use_one_hot_embeddings,
-                             compute_dtype=compute_dtype)
+                             compute_dtype=compute_dtype, row_blocks=row_blocks)
   pooled = tf.cast(model.get_pooled_output(), tf.float32)
   hidden_size = pooled.shape[-1]
   output_weights = tf1.get_variable(

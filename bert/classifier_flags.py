@@ -48,6 +48,9 @@ def define_flags(flag_values=None):
   f.DEFINE_bool("do_predict", False, "Predict the test split (test_results.tsv).")
   f.DEFINE_bool("do_export", False, "Export a SavedModel for tensorflow_model_server.")
   f.DEFINE_string("export_dir", None, "Base directory of the exported versions.")
+  f.DEFINE_bool("export_row_blocks", True, "Exports split a small request's rows into two blocks "
+                "that run side by side on a CPU (README: Row blocks); --noexport_row_blocks "
+                "leaves them whole, e.g. for GPU serving.")
   f.DEFINE_integer("train_batch_size", 32, "Training batch size.")
   f.DEFINE_integer("eval_batch_size", 8, "Eval batch size.")
   f.DEFINE_integer("predict_batch_size", 8, "Predict batch size.")

@@ -37,8 +37,10 @@ def check_writable(export_dir):
                      "can create files in" % (export_dir, " ".join(str(reason).split())))
 
 
-def build_serving_graph(bert_config, num_labels, temperature=1.0):
+def build_serving_graph(bert_config, num_labels, temperature=1.0, row_blocks=True):
   """Placeholders and outputs of the serving signature in the current graph.
+
+  row_blocks: see modeling.BertModel.
 
   Returns:
     inputs: {name: int32 placeholder [batch_size, seq_length]};
@@ -47,7 +49,8 @@ def build_serving_graph(bert_config, num_labels, temperature=1.0):
   """
   inputs = {name: tf1.placeholder(tf.int32, [None, None], name=name) for name in INPUT_NAMES}
   logits, _ = classifier.classifier_logits(bert_config, False, inputs["input_ids"],
-                                           inputs["input_mask"], inputs["segment_ids"], num_labels)
+                                           inputs["input_mask"], inputs["segment_ids"], num_labels,
+                                           row_blocks=row_blocks)
   logits = tf.identity(logits / temperature, name="logits")
   outputs = {"logits": logits,
              "probabilities": tf.nn.softmax(logits, axis=-1, name="probabilities"),
@@ -94,19 +97,20 @@ def export_saved_model(export_dir, *args, **kwargs):
 
 def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_file,
                         do_lower_case, max_seq_length, temperature=1.0, extra_info=None,
-                        warmup_inputs=None):
+                        warmup_inputs=None, row_blocks=True):
   """Exports the classifier at `checkpoint` to export_dir/<version>/; returns that directory.
 
   Only model variables are exported (no optimizer slots, no teacher). warmup_inputs: a list of
   {input name: int array [batch, seq]} written as serving warmup requests (plus the text
   signature's own when it is exported). Signatures: serving_default (ids) and, when
-  tensorflow-text is installed, text (raw strings; bert/text_signature.py).
+  tensorflow-text is installed, text (raw strings; bert/text_signature.py). row_blocks: see
+  modeling.BertModel; bert_export.json records from how many rows the graph splits them.
   """
   check_writable(export_dir)
   remove_stale_temp_dirs(export_dir)
   graph = tf.Graph()
   with graph.as_default():
-    inputs, outputs = build_serving_graph(bert_config, len(label_list), temperature)
+    inputs, outputs = build_serving_graph(bert_config, len(label_list), temperature, row_blocks)
     (model,) = modeling.BertModel.built_in(graph)
     intermediate = intermediate_tensor_names(model)
     variables = tf1.global_variables()
@@ -118,7 +122,8 @@ def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_f
     signatures, text_info, main_op = {SIGNATURE_KEY: signature}, None, None
     problem = text_signature.vocab_problem(vocab_file)
     text = None if problem else text_signature.build_text_signature(
-        bert_config, label_list, vocab_asset, do_lower_case, max_seq_length, temperature)
+        bert_config, label_list, vocab_asset, do_lower_case, max_seq_length, temperature,
+        row_blocks)
     if problem:
       log("Exporting without the raw-text signature: %s: %s" % (vocab_file, problem))
     if text:
@@ -143,7 +148,8 @@ def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_f
           "max_seq_length": int(max_seq_length), "temperature": float(temperature),
           "bert_config": bert_config.to_dict(), "vocab_size": bert_config.vocab_size,
           "checkpoint": os.path.abspath(checkpoint), "inputs": list(INPUT_NAMES),
-          INTERMEDIATE_KEY: intermediate, "text_signature": text_info}
+          INTERMEDIATE_KEY: intermediate, "text_signature": text_info,
+          "row_blocks_from_rows": modeling.row_split_min_rows(bert_config) if row_blocks else None}
   if text_info:
     info["min_model_server_version"] = text_info["min_model_server_version"]
   info.update(extra_info or {})

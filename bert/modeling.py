@@ -188,7 +188,8 @@ class BertModel(object):
   """
 
   def __init__(self, config, is_training, input_ids, input_mask=None, token_type_ids=None,
-               use_one_hot_embeddings=False, scope=None, compute_dtype=tf.float32):
+               use_one_hot_embeddings=False, scope=None, compute_dtype=tf.float32,
+               row_blocks=True):
     """Builds the graph.
 
     Args:
@@ -201,6 +202,8 @@ class BertModel(object):
       scope: variable scope, default "bert".
       compute_dtype: dtype of activations and matmuls (fp32, fp16 or bf16); layer norm and
         softmax still run in fp32.
+      row_blocks: an inference graph may split a request's rows into two blocks
+        (row_split_min_rows); False: never (e.g. for GPU serving).
     """
     config = copy.deepcopy(config)
     if not is_training:
@@ -229,7 +232,8 @@ class BertModel(object):
         mask_bias = attention_mask_bias(input_mask, compute_dtype)
         (self.all_encoder_layers, self.all_attention_probs,
          self.all_attention_scores) = transformer(config, self.embedding_output, mask_bias,
-                                                  batch_size, seq_length, is_training)
+                                                  batch_size, seq_length, is_training,
+                                                  row_blocks)
       self.sequence_output = self.all_encoder_layers[-1]
 
       with tf1.variable_scope("pooler"):
@@ -351,7 +355,7 @@ def row_block_sizes(rows, min_rows):
   return tf.where(rows >= min_rows, tf.stack([half, rows - half]), tf.stack([rows, 0]))
 
 
-def row_blocks(t, sizes):
+def split_row_blocks(t, sizes):
   """t: [rows, width] as [t] (sizes None) or as two blocks of sizes[0] and sizes[1] rows."""
   return [t] if sizes is None else tf.split(t, sizes, num=2, axis=0)
 
@@ -380,11 +384,13 @@ def token_wise(config, context, residual, is_training):
                       is_training=is_training)
 
 
-def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_training=True):
+def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_training=True,
+                row_blocks=True):
   """The encoder stack, computed on [batch_size * seq_length, hidden_size] matrices.
 
   Training graphs compute each layer's token-wise part on all rows at once; inference graphs of
-  models with a row_split_min_rows in two row blocks (same variables, same values to rounding).
+  models with a row_split_min_rows in two row blocks, unless row_blocks is False (same
+  variables, same values to rounding).
 
   Returns:
     layers: list of [batch_size, seq_length, hidden_size], one per layer;
@@ -392,7 +398,7 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_
   """
   width = config.hidden_size
   x = tf.reshape(embedding_output, [-1, width])
-  min_rows = None if is_training else row_split_min_rows(config)
+  min_rows = None if is_training or not row_blocks else row_split_min_rows(config)
   sizes = None if min_rows is None else row_block_sizes(batch_size * seq_length, min_rows)
   layers, probs, scores = [], [], []
   for index in range(config.num_hidden_layers):
@@ -403,8 +409,8 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_
               x, mask_bias, batch_size, seq_length, config.num_attention_heads,
               config.attention_probs_dropout_prob, config.initializer_range, is_training)
       outputs = []
-      for block, (context_rows, x_rows) in enumerate(zip(row_blocks(context, sizes),
-                                                         row_blocks(x, sizes))):
+      for block, (context_rows, x_rows) in enumerate(zip(split_row_blocks(context, sizes),
+                                                               split_row_blocks(x, sizes))):
         with tf1.variable_scope(layer_scope, reuse=True if block else None):
           outputs.append(token_wise(config, context_rows, x_rows, is_training))
       x = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=0)

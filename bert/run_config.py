@@ -85,6 +85,7 @@ class RunConfig(object):
   do_predict: bool = False
   do_export: bool = False
   export_dir: Optional[str] = None
+  export_row_blocks: bool = True
   train_batch_size: int = 32  # the global batch, split over the replicas
   eval_batch_size: int = 8
   predict_batch_size: int = 8

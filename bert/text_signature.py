@@ -247,7 +247,7 @@ def encode(text_a, text_b, vocab_table, do_lower_case, max_seq_length, tf_text):
 
 
 def build_text_signature(bert_config, label_list, vocab_asset, do_lower_case, max_seq_length,
-                         temperature=1.0):
+                         temperature=1.0, row_blocks=True):
   """The text signature's placeholders and outputs in the current graph (the classifier built).
 
   The classifier is built a second time under TEXT_SCOPE on the tokenized inputs, every variable
@@ -256,6 +256,7 @@ def build_text_signature(bert_config, label_list, vocab_asset, do_lower_case, ma
 
   Args:
     vocab_asset: string scalar tensor, the vocab file's path (an ASSET_FILEPATHS entry).
+    row_blocks: see modeling.BertModel.
   Returns:
     (signature_def, table initializer op), or None when tensorflow-text is not installed (logged
     once per process).
@@ -289,7 +290,7 @@ def build_text_signature(bert_config, label_list, vocab_asset, do_lower_case, ma
     encoded = {name: tf.identity(value, name=name) for name, value in encoded.items()}
     logits, _ = classifier.classifier_logits(bert_config, False, encoded["input_ids"],
                                              encoded["input_mask"], encoded["segment_ids"],
-                                             len(label_list))
+                                             len(label_list), row_blocks=row_blocks)
     logits = tf.identity(logits / temperature, name="logits")
     label_ids = tf.argmax(logits, axis=-1, output_type=tf.int32, name="label_ids")
     outputs = {"probabilities": tf.nn.softmax(logits, axis=-1, name="probabilities"),

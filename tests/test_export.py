@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert import export
+from bert import export, modeling
 
 import conftest
 
@@ -93,9 +93,11 @@ def exported(tiny_model, tmp_path_factory):
   version_dir = export.export_saved_model(
       export_dir, tiny_model.checkpoint, tiny_model.config, tiny_model.labels, vocab, True,
       tiny_model.max_seq_length, extra_info={"task_name": "emotion"}, warmup_inputs=warmup)
+  # The teacher export leaves the rows whole (--noexport_row_blocks): the probability checks
+  # below compare the two graphs' logits too.
   teacher_dir = export.export_saved_model(
       export_dir, tiny_model.checkpoint, tiny_model.config, tiny_model.labels, vocab, True,
-      tiny_model.max_seq_length, temperature=TEACHER_T)
+      tiny_model.max_seq_length, temperature=TEACHER_T, row_blocks=False)
 
   inputs = _padded_inputs(tiny_model.features)
   np.savez(str(work / "inputs.npz"), **inputs)
@@ -238,3 +240,12 @@ def test_warmup_requests_parse_and_replay(exported):
     assert r["signature"] == ("text" if len(r["input_shape"]) == 1 else "serving_default")
     assert r["probabilities_shape"] == [r["input_shape"][0], 2]
     assert r["sums_to_one"]
+
+
+def test_row_blocks_are_in_the_export_unless_turned_off(exported, tiny_model):
+  min_rows = modeling.row_split_min_rows(tiny_model.config)
+  assert min_rows is not None  # the tiny model qualifies (its requests are below the minimum)
+  assert "SplitV" in export.graph_op_types(exported["version_dir"])
+  assert "SplitV" not in export.graph_op_types(exported["teacher_dir"])
+  assert export.read_export_info(exported["version_dir"])["row_blocks_from_rows"] == min_rows
+  assert export.read_export_info(exported["teacher_dir"])["row_blocks_from_rows"] is None
