@@ -409,8 +409,8 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_
               x, mask_bias, batch_size, seq_length, config.num_attention_heads,
               config.attention_probs_dropout_prob, config.initializer_range, is_training)
       outputs = []
-      for block, (context_rows, x_rows) in enumerate(zip(split_row_blocks(context, sizes),
-                                                               split_row_blocks(x, sizes))):
+      blocks = zip(split_row_blocks(context, sizes), split_row_blocks(x, sizes))
+      for block, (context_rows, x_rows) in enumerate(blocks):
         with tf1.variable_scope(layer_scope, reuse=True if block else None):
           outputs.append(token_wise(config, context_rows, x_rows, is_training))
       x = outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=0)
