@@ -15,7 +15,7 @@ pass at each batch × sequence shape in three forms, timed interleaved in rounds
              tf.nn.batch_normalization: what exports served before modeling.swap_seq_and_heads,
              the inference gather and the inference layer norm);
   one_block  the inference graph with each layer's token-wise part in one row block
-             (modeling.row_split_min_rows None: what exports served before the row split).
+             (BertModel's row_blocks=False: what exports served before the row split).
 
 Printed per model: the node count of the graph grappler hands the executor (partition graphs,
 after its rewrites: which ops it fused), its most common op types, the largest difference of the
@@ -50,33 +50,22 @@ def session_config(threads):
                          inter_op_parallelism_threads=threads)
 
 
-def training_forms_logits(config, ids):
-  """The classifier's logits [batch, 2] from the variables already built, through the training
-  graph's op forms (BertModel with is_training=True) with dropout off."""
-  quiet = modeling.BertConfig.from_dict(dict(config.to_dict(), hidden_dropout_prob=0.0,
-                                             attention_probs_dropout_prob=0.0))
+def reused_logits(config, is_training, ids, row_blocks=True):
+  """The classifier's logits [batch, 2] from the variables already built, through another
+  BertModel on them (is_training: the training graph's op forms)."""
   with tf1.variable_scope("", reuse=True):
-    model = modeling.BertModel(quiet, True, ids, tf.ones_like(ids), tf.zeros_like(ids),
-                               scope="bert")
+    model = modeling.BertModel(config, is_training, ids, tf.ones_like(ids), tf.zeros_like(ids),
+                               scope="bert", row_blocks=row_blocks)
     weights = tf1.get_variable("output_weights")
     bias = tf1.get_variable("output_bias")
   return tf.nn.bias_add(tf.matmul(model.get_pooled_output(), weights, transpose_b=True), bias)
 
 
-def one_block_logits(config, ids):
-  """The classifier's logits [batch, 2] from the variables already built, through the inference
-  graph with the row split off (every layer's token-wise part in one block)."""
-  assumed_l2 = modeling.ASSUMED_L2_BYTES
-  modeling.ASSUMED_L2_BYTES = 0  # no block fits: row_split_min_rows is None
-  try:
-    with tf1.variable_scope("", reuse=True):
-      model = modeling.BertModel(config, False, ids, tf.ones_like(ids), tf.zeros_like(ids),
-                                 scope="bert")
-      weights = tf1.get_variable("output_weights")
-      bias = tf1.get_variable("output_bias")
-  finally:
-    modeling.ASSUMED_L2_BYTES = assumed_l2
-  return tf.nn.bias_add(tf.matmul(model.get_pooled_output(), weights, transpose_b=True), bias)
+def training_forms_logits(config, ids):
+  """Logits through the training graph's op forms (is_training=True) with dropout off."""
+  quiet = modeling.BertConfig.from_dict(dict(config.to_dict(), hidden_dropout_prob=0.0,
+                                             attention_probs_dropout_prob=0.0))
+  return reused_logits(quiet, True, ids)
 
 
 def build(config_file, threads):
@@ -90,7 +79,7 @@ def build(config_file, threads):
                                              tf.zeros_like(ids), 2)
     logits = tf.identity(logits, name="logits")
     training_logits = training_forms_logits(config, ids)
-    one_block = one_block_logits(config, ids)
+    one_block = reused_logits(config, False, ids, row_blocks=False)
     session = tf1.Session(config=session_config(threads))
     session.run(tf1.global_variables_initializer())
     frozen_def = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(),
