@@ -210,6 +210,9 @@ class BertModel(object):
       config.hidden_dropout_prob = 0.0
       config.attention_probs_dropout_prob = 0.0
     self.config = config
+    # The fewest rows (batch x sequence) this graph splits into two blocks; None: never.
+    self.row_blocks_from_rows = (None if is_training or not row_blocks
+                                 else row_split_min_rows(config))
 
     input_ids = tf.convert_to_tensor(input_ids)
     shape = tf.shape(input_ids)
@@ -233,7 +236,7 @@ class BertModel(object):
         (self.all_encoder_layers, self.all_attention_probs,
          self.all_attention_scores) = transformer(config, self.embedding_output, mask_bias,
                                                   batch_size, seq_length, is_training,
-                                                  row_blocks)
+                                                  self.row_blocks_from_rows)
       self.sequence_output = self.all_encoder_layers[-1]
 
       with tf1.variable_scope("pooler"):
@@ -385,12 +388,12 @@ def token_wise(config, context, residual, is_training):
 
 
 def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_training=True,
-                row_blocks=True):
+                row_blocks_from_rows=None):
   """The encoder stack, computed on [batch_size * seq_length, hidden_size] matrices.
 
-  Training graphs compute each layer's token-wise part on all rows at once; inference graphs of
-  models with a row_split_min_rows in two row blocks, unless row_blocks is False (same
-  variables, same values to rounding).
+  Each layer's token-wise part runs on all rows at once, or in two row blocks for requests of
+  row_blocks_from_rows rows or more (BertModel sets it for inference graphs: row_split_min_rows;
+  same variables, same values to rounding).
 
   Returns:
     layers: list of [batch_size, seq_length, hidden_size], one per layer;
@@ -398,8 +401,8 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_
   """
   width = config.hidden_size
   x = tf.reshape(embedding_output, [-1, width])
-  min_rows = None if is_training or not row_blocks else row_split_min_rows(config)
-  sizes = None if min_rows is None else row_block_sizes(batch_size * seq_length, min_rows)
+  sizes = (None if row_blocks_from_rows is None
+           else row_block_sizes(batch_size * seq_length, row_blocks_from_rows))
   layers, probs, scores = [], [], []
   for index in range(config.num_hidden_layers):
     with tf1.variable_scope("layer_%d" % index) as layer_scope:
