@@ -1,13 +1,14 @@
 """Where small-batch serving time goes: the nodes TensorFlow runs for one request, what
 freezing the weights into constants saves, and what the inference graph's op forms save.
 
-  python bench/serving_ops.py [--rounds 20] [--shapes 1x32,8x128]
+  python bench/serving_ops.py [--rounds 20] [--shapes 1x32,8x128] [--serving_l2_kib 2048]
 
 Not a test. For the teacher (model/bert_config.json) and the student
 (model/bert_config_student.json), randomly initialised (time only), the classifier's forward
-pass at each batch × sequence shape in three forms, timed interleaved in rounds on the same ids:
+pass at each batch × sequence shape in four forms, timed interleaved in rounds on the same ids:
 
-  variables  the graph as the export serves it: weights read from resource variables;
+  variables  the graph as the export serves it: weights read from resource variables, row
+             blocks built for this machine's L2 per core (or --serving_l2_kib);
   frozen     the same graph with the weights folded into constants
              (graph_util.convert_variables_to_constants), as an inference-only export could be;
   training_forms  the same weights through the training graph's op forms with dropout off
@@ -68,15 +69,15 @@ def training_forms_logits(config, ids):
   return reused_logits(quiet, True, ids)
 
 
-def build(config_file, threads):
+def build(config_file, threads, row_blocks):
   """{form: (session, ids placeholder, logits)} of the variables, frozen, training and
-  one-block forms."""
+  one-block forms; row_blocks: the export's (modeling.BertModel)."""
   config = modeling.BertConfig.from_json_file(os.path.join(ROOT, config_file))
   with tf.Graph().as_default() as graph:
     tf1.set_random_seed(1)
     ids = tf1.placeholder(tf.int32, [None, None], name="ids")
     logits, _ = classifier.classifier_logits(config, False, ids, tf.ones_like(ids),
-                                             tf.zeros_like(ids), 2)
+                                             tf.zeros_like(ids), 2, row_blocks=row_blocks)
     logits = tf.identity(logits, name="logits")
     training_logits = training_forms_logits(config, ids)
     one_block = reused_logits(config, False, ids, row_blocks=False)
@@ -127,13 +128,18 @@ def main():
   parser.add_argument("--rounds", type=int, default=20)
   parser.add_argument("--shapes", default="1x32,1x128,8x128")
   parser.add_argument("--threads", type=int, default=os.cpu_count())
+  parser.add_argument("--serving_l2_kib", type=int, default=0,
+                      help="build the row blocks for this L2 per core (0: this machine's)")
   args = parser.parse_args()
+  l2_bytes = args.serving_l2_kib * 1024 or modeling.l2_cache_bytes() or 0
   shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
-  print("# serving ops: TensorFlow %s, %d threads; CPU flags: %s; load average %.2f" % (
-      tf.__version__, args.threads, cpu_flags(), os.getloadavg()[0]))
+  print("# serving ops: TensorFlow %s, %d threads; CPU flags: %s; L2 per core %s KiB; row "
+        "blocks for %d KiB; load average %.2f" % (
+            tf.__version__, args.threads, cpu_flags(), (modeling.l2_cache_bytes() or 0) // 1024,
+            l2_bytes // 1024, os.getloadavg()[0]))
   rng = np.random.RandomState(0)
   for model, config_file in MODELS:
-    forms = build(config_file, args.threads)
+    forms = build(config_file, args.threads, l2_bytes or False)
     feed = rng.randint(5, 100, size=shapes[0]).astype(np.int32)
     outputs = {name: session.run(logits, {ids: feed})
                for name, (session, ids, logits) in forms.items()}

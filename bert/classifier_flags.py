@@ -51,6 +51,9 @@ def define_flags(flag_values=None):
   f.DEFINE_bool("export_row_blocks", True, "Exports split a small request's rows into two blocks "
                 "that run side by side on a CPU (README: Row blocks); --noexport_row_blocks "
                 "leaves them whole, e.g. for GPU serving.")
+  f.DEFINE_integer("serving_l2_kib", 0, "L2 cache per core (KiB) of the CPU that serves the "
+                   "export, which decides which requests' rows split (README: Row blocks); "
+                   "0: this machine's.")
   f.DEFINE_integer("train_batch_size", 32, "Training batch size.")
   f.DEFINE_integer("eval_batch_size", 8, "Eval batch size.")
   f.DEFINE_integer("predict_batch_size", 8, "Predict batch size.")
@@ -147,6 +150,9 @@ def check_flags(fv):
     positive(getattr(fv, flag), flag)
   # absl FlagValues, or a namespace of a RunConfig's settings
   check_float_flags(fv.flag_values_dict() if hasattr(fv, "flag_values_dict") else vars(fv))
+  if getattr(fv, "serving_l2_kib", 0) < 0:
+    raise UsageError("--serving_l2_kib: must be >= 0 (0: this machine's L2 cache), got %d" %
+                     fv.serving_l2_kib)
   if fv.num_train_steps < 0:
     raise UsageError("--num_train_steps: must be >= 0 (0: train for --num_train_epochs), got %d" %
                      fv.num_train_steps)

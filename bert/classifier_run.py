@@ -186,4 +186,4 @@ class ClassifierRun(object):
         c.export_dir, checkpoint, c.bert_config, list(c.label_list), c.vocab_file,
         c.do_lower_case, c.max_seq_length, temperature=c.train_temperature,
         extra_info={"task_name": c.task_name}, warmup_inputs=warmup,
-        row_blocks=c.export_row_blocks)
+        row_blocks=c.export_row_blocks_for)

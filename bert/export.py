@@ -149,7 +149,8 @@ def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_f
           "bert_config": bert_config.to_dict(), "vocab_size": bert_config.vocab_size,
           "checkpoint": os.path.abspath(checkpoint), "inputs": list(INPUT_NAMES),
           INTERMEDIATE_KEY: intermediate, "text_signature": text_info,
-          "row_blocks_from_rows": model.row_blocks_from_rows}
+          "row_blocks_from_rows": model.row_blocks_from_rows,
+          "row_blocks_l2_bytes": model.row_blocks_l2_bytes}
   if text_info:
     info["min_model_server_version"] = text_info["min_model_server_version"]
   info.update(extra_info or {})

@@ -8,6 +8,7 @@ No Keras: dense and layer-norm are written here.
 
 import copy
 import math
+import os
 import weakref
 
 import tensorflow as tf
@@ -203,16 +204,21 @@ class BertModel(object):
       compute_dtype: dtype of activations and matmuls (fp32, fp16 or bf16); layer norm and
         softmax still run in fp32.
       row_blocks: an inference graph may split a request's rows into two blocks
-        (row_split_min_rows); False: never (e.g. for GPU serving).
+        (row_split_min_rows) for the CPU it will serve on: True, this machine's L2 cache;
+        an int, another CPU's L2 bytes per core; False: never (e.g. for GPU serving).
     """
     config = copy.deepcopy(config)
     if not is_training:
       config.hidden_dropout_prob = 0.0
       config.attention_probs_dropout_prob = 0.0
     self.config = config
-    # The fewest rows (batch x sequence) this graph splits into two blocks; None: never.
-    self.row_blocks_from_rows = (None if is_training or not row_blocks
-                                 else row_split_min_rows(config))
+    # The L2 bytes per core the graph is built for, and the fewest rows (batch x sequence)
+    # it splits into two blocks; None: never.
+    if is_training or row_blocks is False or row_blocks is None:
+      self.row_blocks_l2_bytes = None
+    else:
+      self.row_blocks_l2_bytes = l2_cache_bytes() if row_blocks is True else int(row_blocks)
+    self.row_blocks_from_rows = row_split_min_rows(config, self.row_blocks_l2_bytes)
 
     input_ids = tf.convert_to_tensor(input_ids)
     shape = tf.shape(input_ids)
@@ -330,25 +336,47 @@ def embeddings(config, input_ids, token_type_ids, seq_length, use_one_hot_embedd
 # Inference graphs may split each layer's token-wise part (attention output, feed-forward,
 # layer norms) into two row blocks: two ops that the executor's inter-op threads run side by
 # side. TensorFlow's oneDNN matmul runs on one thread when its operands (m·n + k·(m + n) floats)
-# fit in the L2 cache, which covers the teacher's [128, 256] x [256, 1024] at batch 1 x 128 on a
-# 2 MiB-L2 Xeon. Models qualify when their feed-forward matmuls on a block of half the minimum
-# rows fit in ASSUMED_L2_BYTES (wider models' matmuls run multi-threaded, and splitting their
-# rows measured slower: 0.77-0.95x at BERT-Base's widths); requests qualify from
-# ROW_SPLIT_MIN_WORK rows x width^2 (below, the second block's ops cost more than they save).
-ASSUMED_L2_BYTES = 2 * 2 ** 20
+# fit in the L2 cache of one core (Eigen reads its size from the CPU), which covers the
+# teacher's [128, 256] x [256, 1024] at batch 1 x 128 on a 2 MiB-L2 Xeon but not on a 1 MiB-L2
+# EPYC. Models qualify when their feed-forward matmuls on a block of half the minimum rows fit
+# in the serving CPU's L2 (wider models' matmuls run multi-threaded, and splitting their rows
+# measured slower: 0.77-0.95x at BERT-Base's widths on the Xeon, 0.80x for the teacher at
+# 1 x 32 on the EPYC); requests qualify from ROW_SPLIT_MIN_WORK rows x width^2 (below, the
+# second block's ops cost more than they save).
 ROW_SPLIT_MIN_WORK = 2 ** 21
+CPU_CACHE_DIR = "/sys/devices/system/cpu/cpu0/cache"
 
 
-def row_split_min_rows(config):
+def l2_cache_bytes(cache_dir=CPU_CACHE_DIR):
+  """This machine's L2 cache per core in bytes (Linux sysfs), or None where it is not listed."""
+  try:
+    for index in sorted(os.listdir(cache_dir)):
+      entry = os.path.join(cache_dir, index)
+      with open(os.path.join(entry, "level")) as level, open(os.path.join(entry, "type")) as kind:
+        if level.read().strip() != "2" or kind.read().strip() == "Instruction":
+          continue
+      with open(os.path.join(entry, "size")) as size:
+        text = size.read().strip().upper()
+      scale = {"K": 2 ** 10, "M": 2 ** 20}.get(text[-1:], 1)
+      return int(text.rstrip("KM")) * scale
+  except (OSError, ValueError):
+    pass
+  return None
+
+
+def row_split_min_rows(config, l2_bytes):
   """The fewest rows (batch x sequence) whose inference graph splits them, or None (never).
 
-  None unless [rows / 2, hidden] x [hidden, intermediate] fits the single-thread rule:
-  4 bytes x (rows / 2 x (hidden + intermediate) + hidden x intermediate) < ASSUMED_L2_BYTES.
+  None unless [rows / 2, hidden] x [hidden, intermediate] fits the single-thread rule for a CPU
+  with l2_bytes of L2 per core (None: unknown, never split):
+  4 bytes x (rows / 2 x (hidden + intermediate) + hidden x intermediate) < l2_bytes.
   """
+  if not l2_bytes:
+    return None
   hidden, inner = config.hidden_size, config.intermediate_size
   min_rows = -(-ROW_SPLIT_MIN_WORK // (hidden * hidden))
   block = -(-min_rows // 2)
-  fits = 4 * (block * (hidden + inner) + hidden * inner) < ASSUMED_L2_BYTES
+  fits = 4 * (block * (hidden + inner) + hidden * inner) < l2_bytes
   return min_rows if fits else None
 
 

@@ -86,6 +86,7 @@ class RunConfig(object):
   do_export: bool = False
   export_dir: Optional[str] = None
   export_row_blocks: bool = True
+  serving_l2_kib: int = 0  # 0: this machine's L2 cache per core
   train_batch_size: int = 32  # the global batch, split over the replicas
   eval_batch_size: int = 8
   predict_batch_size: int = 8
@@ -217,6 +218,14 @@ class RunConfig(object):
         self.task_name, text_column=self.text_column, text_b_column=self.text_b_column,
         label_column=self.label_column, delimiter=self.csv_delimiter, has_header=self.csv_header,
         labels=labels or list(self.label_list) or None)
+
+  @property
+  def export_row_blocks_for(self):
+    """modeling.BertModel's row_blocks for the export: False, True (this machine's L2) or the
+    serving CPU's L2 bytes per core."""
+    if not self.export_row_blocks:
+      return False
+    return self.serving_l2_kib * 1024 if self.serving_l2_kib else True
 
   @property
   def train_temperature(self):

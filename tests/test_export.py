@@ -65,6 +65,7 @@ with open(os.path.join(work, "result.json"), "w") as f:
   json.dump(result, f)
 '''
 
+SERVING_L2 = 2 ** 20  # the serving CPU's L2 per core the first export is built for
 TEACHER_T = 2.0
 
 
@@ -92,7 +93,8 @@ def exported(tiny_model, tmp_path_factory):
                                         ids["[UNK]"])
   version_dir = export.export_saved_model(
       export_dir, tiny_model.checkpoint, tiny_model.config, tiny_model.labels, vocab, True,
-      tiny_model.max_seq_length, extra_info={"task_name": "emotion"}, warmup_inputs=warmup)
+      tiny_model.max_seq_length, extra_info={"task_name": "emotion"}, warmup_inputs=warmup,
+      row_blocks=SERVING_L2)
   # The teacher export leaves the rows whole (--noexport_row_blocks): the probability checks
   # below compare the two graphs' logits too.
   teacher_dir = export.export_saved_model(
@@ -243,9 +245,10 @@ def test_warmup_requests_parse_and_replay(exported):
 
 
 def test_row_blocks_are_in_the_export_unless_turned_off(exported, tiny_model):
-  min_rows = modeling.row_split_min_rows(tiny_model.config)
+  min_rows = modeling.row_split_min_rows(tiny_model.config, SERVING_L2)
   assert min_rows is not None  # the tiny model qualifies (its requests are below the minimum)
   assert "SplitV" in export.graph_op_types(exported["version_dir"])
   assert "SplitV" not in export.graph_op_types(exported["teacher_dir"])
-  assert export.read_export_info(exported["version_dir"])["row_blocks_from_rows"] == min_rows
-  assert export.read_export_info(exported["teacher_dir"])["row_blocks_from_rows"] is None
+  split, whole = (export.read_export_info(exported[d]) for d in ("version_dir", "teacher_dir"))
+  assert (split["row_blocks_from_rows"], split["row_blocks_l2_bytes"]) == (min_rows, SERVING_L2)
+  assert (whole["row_blocks_from_rows"], whole["row_blocks_l2_bytes"]) == (None, None)

@@ -355,25 +355,28 @@ def test_dropout_masks_are_uniform_across_positions():
   assert abs(both - 0.09) < 4 * math.sqrt(0.09 * 0.91 / 100000)
 
 
+XEON_L2, EPYC_L2 = 2 * 2 ** 20, 2 ** 20  # bytes per core, as Eigen reads them from the CPU
+
+
 @pytest.mark.parametrize("rows_split", ["never", "not at 3 x 7", "at 3 x 7"])
 def test_inference_graph_forms_give_the_training_graphs_values(monkeypatch, rows_split):
   """Inference swaps heads with a one-operand einsum, gathers token types (fewer oneDNN ops at
   small batches), normalises the centred input directly and may run each layer's token-wise part
   in two row blocks; with dropout off it computes what the training graph computes, to float
   rounding, whether the rows are split or not, and with a block of no rows (1 x 1)."""
-  if rows_split == "never":
-    monkeypatch.setattr(modeling, "ASSUMED_L2_BYTES", 0)
-  elif rows_split == "at 3 x 7":
+  row_blocks = False if rows_split == "never" else XEON_L2
+  if rows_split == "at 3 x 7":
     monkeypatch.setattr(modeling, "ROW_SPLIT_MIN_WORK", 1)
   cfg = config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-  min_rows = modeling.row_split_min_rows(cfg)
+  min_rows = modeling.row_split_min_rows(cfg, row_blocks or None)
   assert (min_rows is None) == (rows_split == "never")
   assert (min_rows is not None and min_rows <= 21) == (rows_split == "at 3 x 7")
   with tf.Graph().as_default() as graph:
     placeholders, train_model = build(cfg, is_training=True)
     with tf1.variable_scope("", reuse=True):
       ph_infer = [tf1.placeholder(tf.int32, [None, None]) for _ in range(3)]
-      infer_model = modeling.BertModel(cfg, False, *ph_infer, scope="bert")
+      infer_model = modeling.BertModel(cfg, False, *ph_infer, scope="bert", row_blocks=row_blocks)
+    assert infer_model.row_blocks_from_rows == min_rows
     rng = np.random.RandomState(3)
     ids = rng.randint(0, 23, size=[3, 7])
     types = rng.randint(0, 2, size=[3, 7])
@@ -408,26 +411,59 @@ def test_inference_graph_forms_give_the_training_graphs_values(monkeypatch, rows
   assert infer_ops.count("ResourceGather") == train_ops.count("ResourceGather") + 1
 
 
-def test_rows_split_only_for_models_whose_blocks_fit_the_single_thread_zone():
-  """TF's oneDNN rule: a matmul runs on one thread when 4 bytes x (m·n + k·(m + n)) < L2. Rows
-  split where half the fewest rows of a split, times the feed-forward weights, fit; from enough
-  work per request (rows x width^2)."""
+@pytest.mark.parametrize("l2_bytes", [XEON_L2, EPYC_L2])
+def test_rows_split_only_for_models_whose_blocks_fit_the_single_thread_zone(l2_bytes):
+  """TF's oneDNN rule: a matmul runs on one thread when 4 bytes x (m·n + k·(m + n)) < L2 per
+  core. Rows split where half the fewest rows of a split, times the feed-forward weights, fit the
+  serving CPU's L2; from enough work per request (rows x width^2)."""
   def fits(rows, hidden, inner):
-    return 4 * (rows * (hidden + inner) + hidden * inner) < modeling.ASSUMED_L2_BYTES
+    return 4 * (rows * (hidden + inner) + hidden * inner) < l2_bytes
   teacher = config(hidden_size=256, intermediate_size=1024, num_attention_heads=4)
   student = config(hidden_size=128, intermediate_size=512, num_attention_heads=2)
   minilm = config(hidden_size=384, intermediate_size=1536, num_attention_heads=12)
   base = config(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
-  assert modeling.row_split_min_rows(teacher) == 32  # batch 1 x 32 splits
-  assert modeling.row_split_min_rows(student) == 128  # batch 1 x 32 does not, 1 x 128 does
-  assert modeling.row_split_min_rows(minilm) is None  # its feed-forward weights alone: 2.25 MiB
-  assert modeling.row_split_min_rows(base) is None
-  for cfg in (teacher, student):
-    low = modeling.row_split_min_rows(cfg)
+  # On the 2 MiB Xeon the teacher splits from batch 1 x 32; on the 1 MiB EPYC its feed-forward
+  # weights alone (1 MiB) fill the L2, its matmuls run multi-threaded, and it never splits.
+  assert modeling.row_split_min_rows(teacher, l2_bytes) == (32 if l2_bytes == XEON_L2 else None)
+  assert modeling.row_split_min_rows(student, l2_bytes) == 128  # from 1 x 128, not 1 x 32
+  assert modeling.row_split_min_rows(minilm, l2_bytes) is None  # its weights alone: 2.25 MiB
+  assert modeling.row_split_min_rows(base, l2_bytes) is None
+  assert modeling.row_split_min_rows(student, None) is None  # L2 unknown: never
+  for cfg in (teacher, student, minilm, base):
+    low = modeling.row_split_min_rows(cfg, l2_bytes)
+    if low is None:
+      assert not fits(-(-modeling.ROW_SPLIT_MIN_WORK // cfg.hidden_size ** 2 // 2),
+                      cfg.hidden_size, cfg.intermediate_size)
+      continue
     assert fits(low // 2, cfg.hidden_size, cfg.intermediate_size)
     assert low * cfg.hidden_size ** 2 >= modeling.ROW_SPLIT_MIN_WORK
     assert (low - 1) * cfg.hidden_size ** 2 < modeling.ROW_SPLIT_MIN_WORK
   assert not fits(0, minilm.hidden_size, minilm.intermediate_size)
+
+
+def test_l2_cache_is_read_per_core_from_the_level_2_entry(tmp_path):
+  """sysfs lists a core's caches as index0..N (level, type, size); the L2 is the unified or
+  data cache of level 2, in K or M; a machine without the listing gives None (never split)."""
+  entries = [("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "2048K"),
+             ("3", "Unified", "105M")]
+  for number, (level, kind, size) in enumerate(entries):
+    entry = tmp_path / "xeon" / ("index%d" % number)
+    entry.mkdir(parents=True)
+    for name, text in (("level", level), ("type", kind), ("size", size)):
+      (entry / name).write_text(text + "\n")
+  assert modeling.l2_cache_bytes(str(tmp_path / "xeon")) == 2 * 2 ** 20
+  (tmp_path / "xeon" / "index2" / "size").write_text("1M\n")
+  assert modeling.l2_cache_bytes(str(tmp_path / "xeon")) == 2 ** 20
+  assert modeling.l2_cache_bytes(str(tmp_path / "absent")) is None
+  # BertModel's default builds for this machine's L2; training graphs never split.
+  cfg = config()
+  with tf.Graph().as_default():
+    ids = tf1.placeholder(tf.int32, [None, None])
+    serving = modeling.BertModel(cfg, False, ids, scope="serving")
+    training = modeling.BertModel(cfg, True, ids, scope="training", row_blocks=EPYC_L2)
+  assert serving.row_blocks_l2_bytes == modeling.l2_cache_bytes()
+  assert serving.row_blocks_from_rows == modeling.row_split_min_rows(cfg, modeling.l2_cache_bytes())
+  assert (training.row_blocks_l2_bytes, training.row_blocks_from_rows) == (None, None)
 
 
 def test_row_block_sizes_halve_from_the_minimum_rows_on():

@@ -61,9 +61,20 @@ def test_distillation_settings_make_a_distillation_config(files):
   assert config.distill.teachers == [("/some/export", 1.0)]
 
 
+@pytest.mark.parametrize("settings, row_blocks", [
+    (dict(), True),  # this machine's L2 cache (modeling.l2_cache_bytes)
+    (dict(serving_l2_kib=1024), 2 ** 20),  # another serving CPU's
+    (dict(export_row_blocks=False, serving_l2_kib=1024), False),
+])
+def test_the_export_is_built_for_the_serving_cpus_l2(files, settings, row_blocks):
+  got = RunConfig.create(**files, **settings).export_row_blocks_for
+  assert got == row_blocks and type(got) is type(row_blocks)  # noqa: E721  (True is not 1)
+
+
 @pytest.mark.parametrize("overrides, message", [
     (dict(learning_rate=float("nan")), "--learning_rate: must be a finite number, got nan"),
     (dict(train_batch_size=0), "--train_batch_size: must be > 0, got 0"),
+    (dict(serving_l2_kib=-1), "--serving_l2_kib: must be >= 0 (0: this machine's L2 cache)"),
     (dict(init_layer_map="0,1"), "--init_layer_map: needs --init_checkpoint"),
     (dict(teacher_model=None), "--teacher_model: required"),
     (dict(teacher_model="t", alpha=2.0), "--alpha: must be in [0, 1], got 2.0"),
