@@ -8,16 +8,19 @@ through Trainer.build_train_graph: Adam with weight decay, clipping, the summari
 step; `--precision=fp32`, and bf16 as `--precision=auto` trains it on a bf16 CPU at
 fixed-length batches, with its elementwise ops compiled by XLA (--xla_elementwise), and without
 them) and serving through an exported SavedModel loaded the way
-tensorflow_model_server holds it (bert/loaded_export.py: its own graph and session; a request is
-one Session call of the serving_default signature: int32 arrays in, probabilities out). Theirs:
+tensorflow_model_server holds it (bert/loaded_export.py: its own graph and session, in a process
+whose threads are those the exports record, as scripts/serve.sh passes them to the server; a
+request is one Session call of the serving_default signature: int32 arrays in, probabilities
+out). Theirs:
 BertForSequenceClassification of the same config in eager PyTorch (`sdpa` attention; AdamW,
 clipping, bf16 as torch.autocast(cpu, bfloat16); serving under torch.inference_mode(), fp32),
 in bench/peer_torch_worker.py run by the peer environment's python, which holds PyTorch and
 transformers (not dependencies of this toolkit; see the README). Without it the PyTorch column
 is left out and the report says why.
 
-Each side runs in a worker process of its own (ours with this python: `--worker`), driven over
-stdin/stdout from here, so neither framework shares a process with the other and the two
+Each side runs in worker processes of its own (ours with this python: `--worker`; our training
+and our serving in separate ones, as TensorFlow's intra-op pool is made once per process),
+driven over stdin/stdout from here, so neither framework shares a process with the other and the two
 alternate: in every round each variant runs on the same inputs (round r's training batch; one
 fixed batch per serving shape), in an order rotated from round to round. The workers time
 themselves (time.perf_counter around each step or request); both get the same thread count.
@@ -62,6 +65,9 @@ PLAIN = {p: p + "_no_elementwise_xla" for p in TRAIN_PRECISIONS}
 PLAIN_VARIANTS = tuple(PLAIN.values())
 SIDES = ("ours", "ours_xla", "theirs")
 TRAINING_SIDES = ("ours", "theirs")
+# Our training runs in a process of its own: TensorFlow's intra-op pool is made once per process,
+# and the served exports get the threads they record (serving_cpu), as scripts/serve.sh sets them.
+OURS_TRAINING = "ours_training"
 XLA_WARMUP = 8  # auto-clustering compiles a shape lazily, on one of its first runs
 
 
@@ -152,13 +158,26 @@ class OursTF(object):
     tf = perf_workers._tf()
     tf1 = tf.compat.v1
     import numpy as np
-    from bert import modeling, training
-    from bert.loaded_export import LoadedExport
+    from bert import export_layout, modeling, serving_cpu, training
+    from bert.loaded_export import LoadedExport, serving_session_config
 
     self.tf = tf
     arrays = dict(np.load(command["batches"]))
     threads = int(command["threads"])
     workdir = command["workdir"]
+    serve_configs = {name: modeling.BertConfig.from_dict(command["configs"][name])
+                     for name in command.get("serve_models", [])}
+    serving_threads = None
+    if serve_configs and not command.get("train_precisions"):
+      # A serving process: its first session makes the intra-op pool the exports ask for.
+      wanted = {serving_cpu.ServingCpu.this_machine().intra_op_threads(c)
+                for c in serve_configs.values()}
+      if len(wanted) > 1:
+        raise RuntimeError("the served models ask for different intra-op threads (%s); serve "
+                           "them from separate workers" % sorted(wanted))
+      serving_threads = wanted.pop()
+      tf1.Session(config=serving_session_config(
+          {"serving_intra_op_threads": serving_threads}, threads)).close()
 
     def threaded(config):
       config.intra_op_parallelism_threads = threads
@@ -215,17 +234,21 @@ class OursTF(object):
     vocab_file = os.path.join(workdir, "vocab.txt")
     perf_workers.write_synthetic_vocab(
         vocab_file, max(c["vocab_size"] for c in command["configs"].values()))
-    for name in command.get("serve_models", []):
-      config = modeling.BertConfig.from_dict(command["configs"][name])
+    for name, config in sorted(serve_configs.items()):
       version_dir = perf_workers.untrained_export(workdir, name, config, vocab_file)
-      loaded = LoadedExport(version_dir, session_config=threaded(tf1.ConfigProto()))
+      info = export_layout.read_export_info(version_dir)
+      if info["serving_intra_op_threads"] != serving_threads:
+        raise RuntimeError("%s export records %s intra-op threads, the worker has %s" % (
+            name, info["serving_intra_op_threads"], serving_threads))
+      loaded = LoadedExport(version_dir, session_config=serving_session_config(info, threads))
       inputs = loaded.inputs()
       names = sorted(inputs)
       request = loaded.session.make_callable(loaded.outputs()["probabilities"],
                                              feed_list=[inputs[k] for k in names])
       self.serve[name] = (loaded, names, request)
     return {"versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
-                         "threads": threads, "elementwise_jit": jit_used},
+                         "threads": threads, "elementwise_jit": jit_used,
+                         "serving_intra_op_threads": serving_threads},
             "setup_seconds": time.perf_counter() - started}
 
   def train_steps(self, command):
@@ -299,6 +322,10 @@ def rotated(items, r):
   return list(items[r:]) + list(items[:r])
 
 
+def training_worker(workers, side):
+  return workers[OURS_TRAINING if side == "ours" else side]
+
+
 def measure(plan, threads, peer_python, workdir):
   """Runs both sides round by round; returns the raw figures."""
   configs = {}
@@ -321,16 +348,23 @@ def measure(plan, threads, peer_python, workdir):
   workers = {}
   begun = time.time()
   try:
-    log("Setting up our side (training graphs, exports) ...")
-    workers["ours"] = Worker(
-        "ours", [sys.executable, os.path.abspath(__file__), "--worker"],
-        os.path.join(workdir, "ours.log"),
+    log("Setting up our side (training graphs) ...")
+    workers[OURS_TRAINING] = Worker(
+        OURS_TRAINING, [sys.executable, os.path.abspath(__file__), "--worker"],
+        os.path.join(workdir, "ours_training.log"),
         dict(threads_env, TF_XLA_FLAGS=hardware.with_elementwise_jit_flags(
             os.environ.get("TF_XLA_FLAGS"))))  # as the entry points set it
-    reply = workers["ours"].call(op="setup", **dict(
-        setup, train_precisions=list(TRAIN_PRECISIONS + PLAIN_VARIANTS)))
+    reply = workers[OURS_TRAINING].call(op="setup", **dict(
+        setup, train_precisions=list(TRAIN_PRECISIONS + PLAIN_VARIANTS), serve_models=[]))
     data["versions"]["ours"], data["setup_seconds"]["ours"] = reply["versions"], reply[
         "setup_seconds"]
+    log("Setting up our side (exports, served as scripts/serve.sh serves them) ...")
+    workers["ours"] = Worker(
+        "ours", [sys.executable, os.path.abspath(__file__), "--worker"],
+        os.path.join(workdir, "ours.log"), threads_env)
+    reply = workers["ours"].call(op="setup", **dict(setup, train_precisions=[]))
+    data["versions"]["ours_serving"] = reply["versions"]
+    data["setup_seconds"]["ours_serving"] = reply["setup_seconds"]
     log("Setting up our side with XLA (serving only) ...")
     workers["ours_xla"] = Worker(
         "ours_xla", [sys.executable, os.path.abspath(__file__), "--worker"],
@@ -364,7 +398,8 @@ def measure(plan, threads, peer_python, workdir):
         ("ours", p) for p in PLAIN_VARIANTS]
     log("Warm-up ...")
     for side, precision in train_variants:
-      workers[side].call(op="train", precision=precision, batch=0, steps=plan["train_warmup"])
+      training_worker(workers, side).call(op="train", precision=precision, batch=0,
+                                          steps=plan["train_warmup"])
     requests = {}
     for model in sorted(perf_workers.MODELS):
       for batch, seq in plan["serve_shapes"]:
@@ -385,8 +420,8 @@ def measure(plan, threads, peer_python, workdir):
     for r in range(plan["rounds"]):
       for side, precision in rotated(train_variants, r):
         time.sleep(plan["settle"])
-        reply = workers[side].call(op="train", precision=precision, batch=r,
-                                   steps=plan["train_steps"])
+        reply = training_worker(workers, side).call(op="train", precision=precision, batch=r,
+                                                    steps=plan["train_steps"])
         rounds[("train", precision)][side].append(
             plan["train_batch"] * len(reply["seconds"]) / sum(reply["seconds"]))
       for row in rows[len(train_rows):]:
@@ -427,6 +462,12 @@ def summarize(entry, side="ours"):
   return ours, theirs, ratios
 
 
+def intra_op_words(threads):
+  if threads is None:
+    return "not recorded"
+  return "1, each op on one thread" if threads == 1 else "TensorFlow's default, all cores"
+
+
 def report(data):
   """The markdown report, as a list of lines."""
   plan = data["plan"]
@@ -441,9 +482,12 @@ def report(data):
   lines = ["# This toolkit vs. Hugging Face transformers on PyTorch", "",
            "- Machine: %s; python %s." % (data["machine"], data["python"]),
            "- Ours: TensorFlow %s, graph mode; training as Trainer.build_train_graph builds it; "
-           "serving through the exported SavedModel (one Session call per request); "
-           "ours + XLA: the same, with XLA auto-clustering (`scripts/serve.sh XLA=1`)." %
-           versions["ours"]["tensorflow"],
+           "serving through the exported SavedModel (one Session call per request) in a "
+           "process of its own with the threads the exports record, as `scripts/serve.sh` "
+           "gives them to tensorflow_model_server (intra-op threads: %s); "
+           "ours + XLA: the same, with XLA auto-clustering (`scripts/serve.sh XLA=1`)." % (
+               versions["ours"]["tensorflow"], intra_op_words(
+                   versions.get("ours_serving", {}).get("serving_intra_op_threads"))),
            "- Theirs: %s" % ("torch %s, transformers %s: BertForSequenceClassification, eager, "
                             "`sdpa` attention; AdamW; bf16 = torch.autocast(cpu, bfloat16); "
                             "serving fp32 under torch.inference_mode()." %

@@ -40,14 +40,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.collapse_bench import cpu_flags  # noqa: E402
-from bert import classifier, modeling  # noqa: E402
+from bert import classifier, modeling, serving_cpu  # noqa: E402
 
 tf1 = tf.compat.v1
 MODELS = (("teacher", "model/bert_config.json"), ("student", "model/bert_config_student.json"))
 
 
-def session_config(threads):
-  return tf1.ConfigProto(intra_op_parallelism_threads=threads,
+def session_config(threads, intra_op_threads):
+  return tf1.ConfigProto(intra_op_parallelism_threads=intra_op_threads or threads,
                          inter_op_parallelism_threads=threads)
 
 
@@ -69,19 +69,19 @@ def training_forms_logits(config, ids):
   return reused_logits(quiet, True, ids)
 
 
-def build(config_file, threads, row_blocks):
+def build(config, threads, cpu):
   """{form: (session, ids placeholder, logits)} of the variables, frozen, training and
-  one-block forms; row_blocks: the export's (modeling.BertModel)."""
-  config = modeling.BertConfig.from_json_file(os.path.join(ROOT, config_file))
+  one-block forms; cpu: the serving CPU the export is built for (serving_cpu.ServingCpu)."""
+  intra = cpu.intra_op_threads(config)
   with tf.Graph().as_default() as graph:
     tf1.set_random_seed(1)
     ids = tf1.placeholder(tf.int32, [None, None], name="ids")
     logits, _ = classifier.classifier_logits(config, False, ids, tf.ones_like(ids),
-                                             tf.zeros_like(ids), 2, row_blocks=row_blocks)
+                                             tf.zeros_like(ids), 2, row_blocks=cpu)
     logits = tf.identity(logits, name="logits")
     training_logits = training_forms_logits(config, ids)
     one_block = reused_logits(config, False, ids, row_blocks=False)
-    session = tf1.Session(config=session_config(threads))
+    session = tf1.Session(config=session_config(threads, intra))
     session.run(tf1.global_variables_initializer())
     frozen_def = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(),
                                                                ["logits"])
@@ -89,7 +89,7 @@ def build(config_file, threads, row_blocks):
            "one_block": (session, ids, one_block)}
   with tf.Graph().as_default() as frozen_graph:
     tf1.import_graph_def(frozen_def, name="")
-    forms["frozen"] = (tf1.Session(config=session_config(threads)),
+    forms["frozen"] = (tf1.Session(config=session_config(threads, intra)),
                        frozen_graph.get_tensor_by_name("ids:0"),
                        frozen_graph.get_tensor_by_name("logits:0"))
   return forms
@@ -129,17 +129,25 @@ def main():
   parser.add_argument("--shapes", default="1x32,1x128,8x128")
   parser.add_argument("--threads", type=int, default=os.cpu_count())
   parser.add_argument("--serving_l2_kib", type=int, default=0,
-                      help="build the row blocks for this L2 per core (0: this machine's)")
+                      help="build the exports for this L2 per core (0: this machine's)")
+  parser.add_argument("--serving_cores", type=int, default=0,
+                      help="build the exports for this many cores (0: this machine's)")
   args = parser.parse_args()
-  l2_bytes = args.serving_l2_kib * 1024 or modeling.l2_cache_bytes() or 0
+  cpu = serving_cpu.ServingCpu.this_machine(args.serving_l2_kib * 1024 or None,
+                                            args.serving_cores or None)
+  configs = {model: modeling.BertConfig.from_json_file(os.path.join(ROOT, config_file))
+             for model, config_file in MODELS}
+  intra = {cpu.intra_op_threads(config) for config in configs.values()}
+  if len(intra) > 1:  # TensorFlow's intra-op pool is one per process
+    sys.exit("the models ask for different intra-op threads; time them one per run")
   shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
-  print("# serving ops: TensorFlow %s, %d threads; CPU flags: %s; L2 per core %s KiB; row "
-        "blocks for %d KiB; load average %.2f" % (
-            tf.__version__, args.threads, cpu_flags(), (modeling.l2_cache_bytes() or 0) // 1024,
-            l2_bytes // 1024, os.getloadavg()[0]))
+  print("# serving ops: TensorFlow %s, %d threads (intra-op: %s); CPU flags: %s; L2 per core "
+        "%s KiB; exports built for %s; load average %.2f" % (
+            tf.__version__, args.threads, intra.pop() or args.threads, cpu_flags(),
+            (serving_cpu.l2_cache_bytes() or 0) // 1024, cpu.to_json(), os.getloadavg()[0]))
   rng = np.random.RandomState(0)
   for model, config_file in MODELS:
-    forms = build(config_file, args.threads, l2_bytes or False)
+    forms = build(configs[model], args.threads, cpu)
     feed = rng.randint(5, 100, size=shapes[0]).astype(np.int32)
     outputs = {name: session.run(logits, {ids: feed})
                for name, (session, ids, logits) in forms.items()}

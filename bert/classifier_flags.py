@@ -54,6 +54,9 @@ def define_flags(flag_values=None):
   f.DEFINE_integer("serving_l2_kib", 0, "L2 cache per core (KiB) of the CPU that serves the "
                    "export, which decides which requests' rows split (README: Row blocks); "
                    "0: this machine's.")
+  f.DEFINE_integer("serving_cores", 0, "Cores of the CPU that serves the export: on 2 cores "
+                   "small models are served with one thread per op (README: Row blocks); "
+                   "0: this machine's.")
   f.DEFINE_integer("train_batch_size", 32, "Training batch size.")
   f.DEFINE_integer("eval_batch_size", 8, "Eval batch size.")
   f.DEFINE_integer("predict_batch_size", 8, "Predict batch size.")
@@ -153,6 +156,9 @@ def check_flags(fv):
   if getattr(fv, "serving_l2_kib", 0) < 0:
     raise UsageError("--serving_l2_kib: must be >= 0 (0: this machine's L2 cache), got %d" %
                      fv.serving_l2_kib)
+  if getattr(fv, "serving_cores", 0) < 0:
+    raise UsageError("--serving_cores: must be >= 0 (0: this machine's cores), got %d" %
+                     fv.serving_cores)
   if fv.num_train_steps < 0:
     raise UsageError("--num_train_steps: must be >= 0 (0: train for --num_train_epochs), got %d" %
                      fv.num_train_steps)

@@ -150,7 +150,8 @@ def _export_saved_model(export_dir, checkpoint, bert_config, label_list, vocab_f
           "checkpoint": os.path.abspath(checkpoint), "inputs": list(INPUT_NAMES),
           INTERMEDIATE_KEY: intermediate, "text_signature": text_info,
           "row_blocks_from_rows": model.row_blocks_from_rows,
-          "row_blocks_l2_bytes": model.row_blocks_l2_bytes}
+          "serving_cpu": model.serving_cpu.to_json() if model.serving_cpu else None,
+          "serving_intra_op_threads": model.serving_intra_op_threads}
   if text_info:
     info["min_model_server_version"] = text_info["min_model_server_version"]
   info.update(extra_info or {})

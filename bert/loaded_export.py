@@ -15,6 +15,16 @@ from bert.errors import UsageError, one_line_message
 tf1 = tf.compat.v1
 
 
+def serving_session_config(info, threads=0):
+  """The session config scripts/serve.sh gives tensorflow_model_server for an export: its recorded
+  intra-op threads (1: each op on one thread; 0: `threads`) and `threads` inter-op threads
+  (0: TensorFlow's default, every core). Give it to a process's first session: TensorFlow makes
+  its intra-op pool once per process, with the first session's setting."""
+  return tf1.ConfigProto(
+      intra_op_parallelism_threads=int(info.get("serving_intra_op_threads") or threads),
+      inter_op_parallelism_threads=int(threads))
+
+
 class LoadedExport(object):
   """A SavedModel version loaded into its own graph and session.
 

@@ -8,7 +8,6 @@ No Keras: dense and layer-norm are written here.
 
 import copy
 import math
-import os
 import weakref
 
 import tensorflow as tf
@@ -17,6 +16,7 @@ import tensorflow as tf
 from bert.bert_config import BertConfig  # noqa: F401  (re-export: modeling.BertConfig)
 from bert.bert_config import LAYER_NORM_EPSILON
 from bert.bert_config import count_parameters  # noqa: F401  (re-export)
+from bert.serving_cpu import ServingCpu
 
 tf1 = tf.compat.v1
 
@@ -203,22 +203,24 @@ class BertModel(object):
       scope: variable scope, default "bert".
       compute_dtype: dtype of activations and matmuls (fp32, fp16 or bf16); layer norm and
         softmax still run in fp32.
-      row_blocks: an inference graph may split a request's rows into two blocks
-        (row_split_min_rows) for the CPU it will serve on: True, this machine's L2 cache;
-        an int, another CPU's L2 bytes per core; False: never (e.g. for GPU serving).
+      row_blocks: an inference graph may split a request's rows into two blocks for the CPU it
+        will serve on (serving_cpu): True, this machine; a serving_cpu.ServingCpu, another;
+        False: never (e.g. for GPU serving).
     """
     config = copy.deepcopy(config)
     if not is_training:
       config.hidden_dropout_prob = 0.0
       config.attention_probs_dropout_prob = 0.0
     self.config = config
-    # The L2 bytes per core the graph is built for, and the fewest rows (batch x sequence)
-    # it splits into two blocks; None: never.
-    if is_training or row_blocks is False or row_blocks is None:
-      self.row_blocks_l2_bytes = None
-    else:
-      self.row_blocks_l2_bytes = l2_cache_bytes() if row_blocks is True else int(row_blocks)
-    self.row_blocks_from_rows = row_split_min_rows(config, self.row_blocks_l2_bytes)
+    # The CPU the graph is built for (None: not built for one), the fewest rows (batch x
+    # sequence) it splits into two blocks (None: never) and the threads per op it is meant to
+    # be served with (0: TensorFlow's default).
+    self.serving_cpu = (None if is_training or not row_blocks
+                        else ServingCpu.this_machine() if row_blocks is True else row_blocks)
+    self.row_blocks_from_rows = (self.serving_cpu.row_split_min_rows(config)
+                                 if self.serving_cpu else None)
+    self.serving_intra_op_threads = (self.serving_cpu.intra_op_threads(config)
+                                     if self.serving_cpu else 0)
 
     input_ids = tf.convert_to_tensor(input_ids)
     shape = tf.shape(input_ids)
@@ -333,53 +335,6 @@ def embeddings(config, input_ids, token_type_ids, seq_length, use_one_hot_embedd
   return output, table
 
 
-# Inference graphs may split each layer's token-wise part (attention output, feed-forward,
-# layer norms) into two row blocks: two ops that the executor's inter-op threads run side by
-# side. TensorFlow's oneDNN matmul runs on one thread when its operands (m·n + k·(m + n) floats)
-# fit in the L2 cache of one core (Eigen reads its size from the CPU), which covers the
-# teacher's [128, 256] x [256, 1024] at batch 1 x 128 on a 2 MiB-L2 Xeon but not on a 1 MiB-L2
-# EPYC. Models qualify when their feed-forward matmuls on a block of half the minimum rows fit
-# in the serving CPU's L2 (wider models' matmuls run multi-threaded, and splitting their rows
-# measured slower: 0.77-0.95x at BERT-Base's widths on the Xeon, 0.80x for the teacher at
-# 1 x 32 on the EPYC); requests qualify from ROW_SPLIT_MIN_WORK rows x width^2 (below, the
-# second block's ops cost more than they save).
-ROW_SPLIT_MIN_WORK = 2 ** 21
-CPU_CACHE_DIR = "/sys/devices/system/cpu/cpu0/cache"
-
-
-def l2_cache_bytes(cache_dir=CPU_CACHE_DIR):
-  """This machine's L2 cache per core in bytes (Linux sysfs), or None where it is not listed."""
-  try:
-    for index in sorted(os.listdir(cache_dir)):
-      entry = os.path.join(cache_dir, index)
-      with open(os.path.join(entry, "level")) as level, open(os.path.join(entry, "type")) as kind:
-        if level.read().strip() != "2" or kind.read().strip() == "Instruction":
-          continue
-      with open(os.path.join(entry, "size")) as size:
-        text = size.read().strip().upper()
-      scale = {"K": 2 ** 10, "M": 2 ** 20}.get(text[-1:], 1)
-      return int(text.rstrip("KM")) * scale
-  except (OSError, ValueError):
-    pass
-  return None
-
-
-def row_split_min_rows(config, l2_bytes):
-  """The fewest rows (batch x sequence) whose inference graph splits them, or None (never).
-
-  None unless [rows / 2, hidden] x [hidden, intermediate] fits the single-thread rule for a CPU
-  with l2_bytes of L2 per core (None: unknown, never split):
-  4 bytes x (rows / 2 x (hidden + intermediate) + hidden x intermediate) < l2_bytes.
-  """
-  if not l2_bytes:
-    return None
-  hidden, inner = config.hidden_size, config.intermediate_size
-  min_rows = -(-ROW_SPLIT_MIN_WORK // (hidden * hidden))
-  block = -(-min_rows // 2)
-  fits = 4 * (block * (hidden + inner) + hidden * inner) < l2_bytes
-  return min_rows if fits else None
-
-
 def row_block_sizes(rows, min_rows):
   """Block sizes, int32 [2]: halves of `rows` from `min_rows` rows on, else [rows, 0]."""
   half = rows // 2
@@ -420,7 +375,7 @@ def transformer(config, embedding_output, mask_bias, batch_size, seq_length, is_
   """The encoder stack, computed on [batch_size * seq_length, hidden_size] matrices.
 
   Each layer's token-wise part runs on all rows at once, or in two row blocks for requests of
-  row_blocks_from_rows rows or more (BertModel sets it for inference graphs: row_split_min_rows;
+  row_blocks_from_rows rows or more (BertModel sets it for inference graphs: serving_cpu;
   same variables, same values to rounding).
 
   Returns:

@@ -20,7 +20,7 @@ import types
 from typing import Optional, Tuple
 
 from bert import bert_config as bert_config_lib
-from bert import classifier_flags, distribute, hardware, tokenization, vocab
+from bert import classifier_flags, distribute, hardware, serving_cpu, tokenization, vocab
 from bert.errors import UsageError
 
 DERIVED = {"derived": True}
@@ -87,6 +87,7 @@ class RunConfig(object):
   export_dir: Optional[str] = None
   export_row_blocks: bool = True
   serving_l2_kib: int = 0  # 0: this machine's L2 cache per core
+  serving_cores: int = 0  # 0: this machine's cores
   train_batch_size: int = 32  # the global batch, split over the replicas
   eval_batch_size: int = 8
   predict_batch_size: int = 8
@@ -221,11 +222,12 @@ class RunConfig(object):
 
   @property
   def export_row_blocks_for(self):
-    """modeling.BertModel's row_blocks for the export: False, True (this machine's L2) or the
-    serving CPU's L2 bytes per core."""
+    """modeling.BertModel's row_blocks for the export: False or the serving CPU (this machine's
+    L2 and cores where --serving_l2_kib, --serving_cores do not name others)."""
     if not self.export_row_blocks:
       return False
-    return self.serving_l2_kib * 1024 if self.serving_l2_kib else True
+    return serving_cpu.ServingCpu.this_machine(self.serving_l2_kib * 1024 or None,
+                                               self.serving_cores or None)
 
   @property
   def train_temperature(self):

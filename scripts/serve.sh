@@ -16,6 +16,10 @@
 #     (5000), NUM_BATCH_THREADS (number of CPUs), MAX_ENQUEUED_BATCHES (100); variable-length
 #     inputs are padded (pad_variable_length_inputs: true), as the client pads each request
 #     only to its own longest text.
+#   INTRA_OP_THREADS: the server's --tensorflow_intra_op_parallelism; default: what the export
+#     records (bert_export.json "serving_intra_op_threads": 1 for a small model exported for a
+#     2-core CPU, each op on one thread and --tensorflow_inter_op_parallelism the number of CPUs,
+#     as its row blocks expect; 0: TensorFlow's default). Server flags after -- take precedence.
 #   XLA=1: compile the served graph with XLA (CPU auto-clustering: TF_XLA_FLAGS gets
 #     "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit", the server --xla_cpu_compilation_enabled=true;
 #     bert/export_layout.py XLA_SERVING_FLAGS). On the 2-core CPU measured it is no faster than
@@ -152,6 +156,24 @@ case "$XLA" in
   0|false) ;;
   *) die "XLA=$XLA: expected 1 or 0" ;;
 esac
+# Threads per op, as the export was built for (bert/serving_cpu.py), unless set here or by flags.
+EXPORT_INFO=$BASE_DIR/$LATEST/assets.extra/bert_export.json
+if [ -z "${INTRA_OP_THREADS:-}" ]; then
+  INTRA_OP_THREADS=0
+  if [ -f "$EXPORT_INFO" ]; then  # older exports do not record it
+    INTRA_OP_THREADS=$(sed -n 's/.*"serving_intra_op_threads": *\([0-9][0-9]*\).*/\1/p' \
+      "$EXPORT_INFO" | head -n 1)
+    INTRA_OP_THREADS=${INTRA_OP_THREADS:-0}
+  fi
+fi
+is_uint "$INTRA_OP_THREADS" || die "INTRA_OP_THREADS=$INTRA_OP_THREADS: expected a non-negative integer"
+case " ${EXTRA_ARGS[*]+"${EXTRA_ARGS[*]}"} " in
+  *parallelism*|*--platform_config_file*) INTRA_OP_THREADS=0 ;;  # the caller's own threads
+esac
+if [ "$INTRA_OP_THREADS" != "0" ]; then
+  COMMAND+=("--tensorflow_intra_op_parallelism=$INTRA_OP_THREADS"
+            "--tensorflow_inter_op_parallelism=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)")
+fi
 COMMAND+=(${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
 
 # The raw-text signature "text" (bert/text_signature.py), when the export has one.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert import export, modeling
+from bert import export, serving_cpu
 
 import conftest
 
@@ -65,7 +65,8 @@ with open(os.path.join(work, "result.json"), "w") as f:
   json.dump(result, f)
 '''
 
-SERVING_L2 = 2 ** 20  # the serving CPU's L2 per core the first export is built for
+# The serving CPU the first export is built for: 4 cores (TensorFlow's default pool), 1 MiB L2.
+SERVING_CPU = serving_cpu.ServingCpu(2 ** 20, 4)
 TEACHER_T = 2.0
 
 
@@ -94,7 +95,7 @@ def exported(tiny_model, tmp_path_factory):
   version_dir = export.export_saved_model(
       export_dir, tiny_model.checkpoint, tiny_model.config, tiny_model.labels, vocab, True,
       tiny_model.max_seq_length, extra_info={"task_name": "emotion"}, warmup_inputs=warmup,
-      row_blocks=SERVING_L2)
+      row_blocks=SERVING_CPU)
   # The teacher export leaves the rows whole (--noexport_row_blocks): the probability checks
   # below compare the two graphs' logits too.
   teacher_dir = export.export_saved_model(
@@ -245,10 +246,18 @@ def test_warmup_requests_parse_and_replay(exported):
 
 
 def test_row_blocks_are_in_the_export_unless_turned_off(exported, tiny_model):
-  min_rows = modeling.row_split_min_rows(tiny_model.config, SERVING_L2)
+  min_rows = SERVING_CPU.row_split_min_rows(tiny_model.config)
   assert min_rows is not None  # the tiny model qualifies (its requests are below the minimum)
   assert "SplitV" in export.graph_op_types(exported["version_dir"])
   assert "SplitV" not in export.graph_op_types(exported["teacher_dir"])
   split, whole = (export.read_export_info(exported[d]) for d in ("version_dir", "teacher_dir"))
-  assert (split["row_blocks_from_rows"], split["row_blocks_l2_bytes"]) == (min_rows, SERVING_L2)
-  assert (whole["row_blocks_from_rows"], whole["row_blocks_l2_bytes"]) == (None, None)
+  assert split["row_blocks_from_rows"] == min_rows
+  assert split["serving_cpu"] == {"l2_bytes": 2 ** 20, "cores": 4}
+  assert (whole["row_blocks_from_rows"], whole["serving_cpu"]) == (None, None)
+  assert split["serving_intra_op_threads"] == whole["serving_intra_op_threads"] == 0
+  # What the benchmarks and scripts/serve.sh give the server for an export's recorded threads.
+  from bert.loaded_export import serving_session_config
+  for recorded, intra in ((1, 1), (0, 2)):
+    session_config = serving_session_config(dict(split, serving_intra_op_threads=recorded), 2)
+    assert session_config.intra_op_parallelism_threads == intra
+    assert session_config.inter_op_parallelism_threads == 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert import modeling
+from bert import modeling, serving_cpu
 
 import conftest
 
@@ -356,6 +356,8 @@ def test_dropout_masks_are_uniform_across_positions():
 
 
 XEON_L2, EPYC_L2 = 2 * 2 ** 20, 2 ** 20  # bytes per core, as Eigen reads them from the CPU
+# Built for 4 cores (TensorFlow's default intra-op pool), rows split by the L2 rule.
+XEON_4 = serving_cpu.ServingCpu(XEON_L2, 4)
 
 
 @pytest.mark.parametrize("rows_split", ["never", "not at 3 x 7", "at 3 x 7"])
@@ -364,11 +366,11 @@ def test_inference_graph_forms_give_the_training_graphs_values(monkeypatch, rows
   small batches), normalises the centred input directly and may run each layer's token-wise part
   in two row blocks; with dropout off it computes what the training graph computes, to float
   rounding, whether the rows are split or not, and with a block of no rows (1 x 1)."""
-  row_blocks = False if rows_split == "never" else XEON_L2
+  row_blocks = False if rows_split == "never" else XEON_4
   if rows_split == "at 3 x 7":
-    monkeypatch.setattr(modeling, "ROW_SPLIT_MIN_WORK", 1)
+    monkeypatch.setattr(serving_cpu, "ROW_SPLIT_MIN_WORK", 1)
   cfg = config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-  min_rows = modeling.row_split_min_rows(cfg, row_blocks or None)
+  min_rows = row_blocks.row_split_min_rows(cfg) if row_blocks else None
   assert (min_rows is None) == (rows_split == "never")
   assert (min_rows is not None and min_rows <= 21) == (rows_split == "at 3 x 7")
   with tf.Graph().as_default() as graph:
@@ -411,34 +413,54 @@ def test_inference_graph_forms_give_the_training_graphs_values(monkeypatch, rows
   assert infer_ops.count("ResourceGather") == train_ops.count("ResourceGather") + 1
 
 
+TEACHER = dict(hidden_size=256, intermediate_size=1024, num_attention_heads=4)
+STUDENT = dict(hidden_size=128, intermediate_size=512, num_attention_heads=2)
+MINILM = dict(hidden_size=384, intermediate_size=1536, num_attention_heads=12)
+BASE = dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
+
+
 @pytest.mark.parametrize("l2_bytes", [XEON_L2, EPYC_L2])
-def test_rows_split_only_for_models_whose_blocks_fit_the_single_thread_zone(l2_bytes):
+def test_with_the_default_pool_rows_split_where_blocks_fit_the_single_thread_zone(l2_bytes):
   """TF's oneDNN rule: a matmul runs on one thread when 4 bytes x (m·n + k·(m + n)) < L2 per
-  core. Rows split where half the fewest rows of a split, times the feed-forward weights, fit the
+  core. With TensorFlow's default intra-op pool (more than 2 cores, or models wider than 256),
+  rows split where half the fewest rows of a split, times the feed-forward weights, fit the
   serving CPU's L2; from enough work per request (rows x width^2)."""
+  cpu = serving_cpu.ServingCpu(l2_bytes, 4)
   def fits(rows, hidden, inner):
     return 4 * (rows * (hidden + inner) + hidden * inner) < l2_bytes
-  teacher = config(hidden_size=256, intermediate_size=1024, num_attention_heads=4)
-  student = config(hidden_size=128, intermediate_size=512, num_attention_heads=2)
-  minilm = config(hidden_size=384, intermediate_size=1536, num_attention_heads=12)
-  base = config(hidden_size=768, intermediate_size=3072, num_attention_heads=12)
-  # On the 2 MiB Xeon the teacher splits from batch 1 x 32; on the 1 MiB EPYC its feed-forward
+  teacher, student, minilm, base = (config(**c) for c in (TEACHER, STUDENT, MINILM, BASE))
+  # On a 2 MiB Xeon the teacher splits from batch 1 x 32; on a 1 MiB EPYC its feed-forward
   # weights alone (1 MiB) fill the L2, its matmuls run multi-threaded, and it never splits.
-  assert modeling.row_split_min_rows(teacher, l2_bytes) == (32 if l2_bytes == XEON_L2 else None)
-  assert modeling.row_split_min_rows(student, l2_bytes) == 128  # from 1 x 128, not 1 x 32
-  assert modeling.row_split_min_rows(minilm, l2_bytes) is None  # its weights alone: 2.25 MiB
-  assert modeling.row_split_min_rows(base, l2_bytes) is None
-  assert modeling.row_split_min_rows(student, None) is None  # L2 unknown: never
+  assert cpu.row_split_min_rows(teacher) == (32 if l2_bytes == XEON_L2 else None)
+  assert cpu.row_split_min_rows(student) == 128  # from 1 x 128, not 1 x 32
+  assert cpu.row_split_min_rows(minilm) is None  # its weights alone: 2.25 MiB
+  assert cpu.row_split_min_rows(base) is None
+  assert serving_cpu.ServingCpu(None, 4).row_split_min_rows(student) is None  # L2 unknown
   for cfg in (teacher, student, minilm, base):
-    low = modeling.row_split_min_rows(cfg, l2_bytes)
+    assert cpu.intra_op_threads(cfg) == 0
+    low = cpu.row_split_min_rows(cfg)
     if low is None:
-      assert not fits(-(-modeling.ROW_SPLIT_MIN_WORK // cfg.hidden_size ** 2 // 2),
+      assert not fits(-(-serving_cpu.ROW_SPLIT_MIN_WORK // cfg.hidden_size ** 2 // 2),
                       cfg.hidden_size, cfg.intermediate_size)
       continue
     assert fits(low // 2, cfg.hidden_size, cfg.intermediate_size)
-    assert low * cfg.hidden_size ** 2 >= modeling.ROW_SPLIT_MIN_WORK
-    assert (low - 1) * cfg.hidden_size ** 2 < modeling.ROW_SPLIT_MIN_WORK
-  assert not fits(0, minilm.hidden_size, minilm.intermediate_size)
+    assert low * cfg.hidden_size ** 2 >= serving_cpu.ROW_SPLIT_MIN_WORK
+    assert (low - 1) * cfg.hidden_size ** 2 < serving_cpu.ROW_SPLIT_MIN_WORK
+
+
+@pytest.mark.parametrize("l2_bytes", [XEON_L2, EPYC_L2, None])
+def test_on_two_cores_small_models_run_one_thread_per_op_and_always_split(l2_bytes):
+  """On 2 cores, models up to 256 wide are served with one thread per op; their two row blocks
+  are then the two cores' work, whatever the L2, from the work minimum on. Wider models keep
+  the default pool and the L2 rule; one core never splits."""
+  two = serving_cpu.ServingCpu(l2_bytes, 2)
+  teacher, student, minilm = (config(**c) for c in (TEACHER, STUDENT, MINILM))
+  assert [two.intra_op_threads(c) for c in (teacher, student, minilm)] == [1, 1, 0]
+  assert (two.row_split_min_rows(teacher), two.row_split_min_rows(student)) == (32, 128)
+  assert two.row_split_min_rows(minilm) is None
+  one = serving_cpu.ServingCpu(l2_bytes, 1)
+  assert [one.intra_op_threads(c) for c in (teacher, student)] == [0, 0]
+  assert [one.row_split_min_rows(c) for c in (teacher, student)] == [None, None]
 
 
 def test_l2_cache_is_read_per_core_from_the_level_2_entry(tmp_path):
@@ -451,19 +473,23 @@ def test_l2_cache_is_read_per_core_from_the_level_2_entry(tmp_path):
     entry.mkdir(parents=True)
     for name, text in (("level", level), ("type", kind), ("size", size)):
       (entry / name).write_text(text + "\n")
-  assert modeling.l2_cache_bytes(str(tmp_path / "xeon")) == 2 * 2 ** 20
+  assert serving_cpu.l2_cache_bytes(str(tmp_path / "xeon")) == 2 * 2 ** 20
   (tmp_path / "xeon" / "index2" / "size").write_text("1M\n")
-  assert modeling.l2_cache_bytes(str(tmp_path / "xeon")) == 2 ** 20
-  assert modeling.l2_cache_bytes(str(tmp_path / "absent")) is None
-  # BertModel's default builds for this machine's L2; training graphs never split.
+  assert serving_cpu.l2_cache_bytes(str(tmp_path / "xeon")) == 2 ** 20
+  assert serving_cpu.l2_cache_bytes(str(tmp_path / "absent")) is None
+  # BertModel's default builds for this machine; training graphs never split.
   cfg = config()
+  here = serving_cpu.ServingCpu.this_machine()
+  assert (here.l2_bytes, here.cores) == (serving_cpu.l2_cache_bytes(), serving_cpu.usable_cores())
   with tf.Graph().as_default():
     ids = tf1.placeholder(tf.int32, [None, None])
     serving = modeling.BertModel(cfg, False, ids, scope="serving")
-    training = modeling.BertModel(cfg, True, ids, scope="training", row_blocks=EPYC_L2)
-  assert serving.row_blocks_l2_bytes == modeling.l2_cache_bytes()
-  assert serving.row_blocks_from_rows == modeling.row_split_min_rows(cfg, modeling.l2_cache_bytes())
-  assert (training.row_blocks_l2_bytes, training.row_blocks_from_rows) == (None, None)
+    training = modeling.BertModel(cfg, True, ids, scope="training", row_blocks=XEON_4)
+  assert serving.serving_cpu.to_json() == here.to_json()
+  assert serving.row_blocks_from_rows == here.row_split_min_rows(cfg)
+  assert serving.serving_intra_op_threads == here.intra_op_threads(cfg)
+  assert (training.serving_cpu, training.row_blocks_from_rows) == (None, None)
+  assert training.serving_intra_op_threads == 0
 
 
 def test_row_block_sizes_halve_from_the_minimum_rows_on():

@@ -8,7 +8,7 @@ import pytest
 from absl import flags as absl_flags
 
 import conftest
-from bert import classifier_flags
+from bert import classifier_flags, serving_cpu
 from bert.errors import UsageError
 from bert.run_config import DISTILL_NAMES, SETTING_NAMES, DistillSettings, RunConfig
 
@@ -61,20 +61,25 @@ def test_distillation_settings_make_a_distillation_config(files):
   assert config.distill.teachers == [("/some/export", 1.0)]
 
 
-@pytest.mark.parametrize("settings, row_blocks", [
-    (dict(), True),  # this machine's L2 cache (modeling.l2_cache_bytes)
-    (dict(serving_l2_kib=1024), 2 ** 20),  # another serving CPU's
+@pytest.mark.parametrize("settings, cpu", [
+    (dict(), None),  # this machine's L2 cache and cores (serving_cpu.ServingCpu.this_machine)
+    (dict(serving_l2_kib=1024, serving_cores=4), {"l2_bytes": 2 ** 20, "cores": 4}),
     (dict(export_row_blocks=False, serving_l2_kib=1024), False),
 ])
-def test_the_export_is_built_for_the_serving_cpus_l2(files, settings, row_blocks):
+def test_the_export_is_built_for_the_serving_cpu(files, settings, cpu):
   got = RunConfig.create(**files, **settings).export_row_blocks_for
-  assert got == row_blocks and type(got) is type(row_blocks)  # noqa: E721  (True is not 1)
+  if cpu is False:
+    assert got is False
+  else:
+    here = serving_cpu.ServingCpu.this_machine()
+    assert got.to_json() == (cpu or here.to_json())
 
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(learning_rate=float("nan")), "--learning_rate: must be a finite number, got nan"),
     (dict(train_batch_size=0), "--train_batch_size: must be > 0, got 0"),
     (dict(serving_l2_kib=-1), "--serving_l2_kib: must be >= 0 (0: this machine's L2 cache)"),
+    (dict(serving_cores=-2), "--serving_cores: must be >= 0 (0: this machine's cores), got -2"),
     (dict(init_layer_map="0,1"), "--init_layer_map: needs --init_checkpoint"),
     (dict(teacher_model=None), "--teacher_model: required"),
     (dict(teacher_model="t", alpha=2.0), "--alpha: must be in [0, 1], got 2.0"),

@@ -534,7 +534,7 @@ def test_warmup_requests_replay(tiny_export):
 def _serve(args, env=None, cwd=None):
   full_env = dict(os.environ)
   for name in ("EXPORT_DIR", "MODEL_NAME", "REST_PORT", "GRPC_PORT", "ENABLE_BATCHING",
-               "TF_SERVING_BIN", "SERVING_OUTPUT_DIR", "XLA", "TF_XLA_FLAGS"):
+               "TF_SERVING_BIN", "SERVING_OUTPUT_DIR", "XLA", "TF_XLA_FLAGS", "INTRA_OP_THREADS"):
     full_env.pop(name, None)
   full_env.update(env or {})
   return subprocess.run(["bash", SERVE_SH] + list(args), env=full_env, cwd=cwd or REPO_ROOT,
@@ -599,7 +599,8 @@ def test_serve_dry_run_config(tiny_export, tmp_path):
   command = result.stdout.split("# command:\n")[1].splitlines()[0].split()
   assert command[0] == "tensorflow_model_server"
   assert set(command[1:]) == {"--port=8500", "--rest_api_port=8501",
-                              "--model_config_file=%s" % config_file}
+                              "--model_config_file=%s" % config_file} | _threads_flags(
+                                  tiny_export.version_dir)
   assert not (out_dir / "student.batching.config").exists()
 
   # Relative base dir from another directory, other ports and name, batching on.
@@ -623,6 +624,49 @@ def test_serve_dry_run_config(tiny_export, tmp_path):
   for flag in ("--port=9500", "--rest_api_port=9501", "--enable_batching=true",
                "--batching_parameters_file=%s" % batching_file):
     assert flag in command
+
+
+def _threads_flags(version_dir):
+  """The thread flags serve.sh adds for an export built for one thread per op."""
+  from bert import export_layout
+  if export_layout.read_export_info(version_dir)["serving_intra_op_threads"] != 1:
+    return set()
+  return {"--tensorflow_intra_op_parallelism=1",
+          "--tensorflow_inter_op_parallelism=%d" % len(os.sched_getaffinity(0))}
+
+
+@pytest.mark.parametrize("recorded", [1, 0, None])
+def test_serve_gives_the_server_the_threads_the_export_records(tmp_path, recorded):
+  """An export built for one thread per op (bert/serving_cpu.py) is served with
+  --tensorflow_intra_op_parallelism=1 and an inter-op thread per CPU; INTRA_OP_THREADS or the
+  caller's own thread flags after -- take its place; an older export (no record) gets none."""
+  version = tmp_path / "export" / "1700000000"
+  (version / "assets.extra").mkdir(parents=True)
+  (version / "saved_model.pb").write_bytes(b"")
+  info = {"labels": ["0", "1"]}
+  if recorded is not None:
+    info["serving_intra_op_threads"] = recorded
+  (version / "assets.extra" / "bert_export.json").write_text(json.dumps(info, indent=1))
+  base, env = str(tmp_path / "export"), {"SERVING_OUTPUT_DIR": str(tmp_path / "serving")}
+
+  def thread_flags(args=(), **extra):
+    result = _serve(["--dry-run", base] + list(args), env=dict(env, **extra))
+    assert result.returncode == 0, result.stderr
+    command = result.stdout.split("# command:\n")[1].splitlines()[0].split()
+    return [flag for flag in command if "parallelism" in flag]
+
+  cpus = len(os.sched_getaffinity(0))
+  assert thread_flags() == ([] if recorded != 1 else [
+      "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=%d" % cpus])
+  assert thread_flags(INTRA_OP_THREADS="0") == []
+  assert thread_flags(INTRA_OP_THREADS="3") == [
+      "--tensorflow_intra_op_parallelism=3", "--tensorflow_inter_op_parallelism=%d" % cpus]
+  assert thread_flags(["--", "--tensorflow_session_parallelism=4"]) == [
+      "--tensorflow_session_parallelism=4"]
+  bad = _serve(["--dry-run", base], env=dict(env, INTRA_OP_THREADS="one"))
+  assert bad.returncode == 1
+  assert bad.stderr.strip() == ("serve.sh: error: INTRA_OP_THREADS=one: expected a "
+                                "non-negative integer")
 
 
 def test_serve_dry_run_xla(tiny_export, tmp_path):
