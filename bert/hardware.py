@@ -16,6 +16,8 @@ hence ELEMENTWISE_JIT_FLAGS set early (entry_point) and the session switch later
 
 import os
 
+from bert import serving_cpu
+
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 BF16_GPU_CAPABILITY = (8, 0)
 
@@ -115,7 +117,8 @@ def with_elementwise_jit_flags(tf_xla_flags):
 
 
 def describe_cpu(flags=None):
-  """A one-line CPU summary for benchmark headers: model name, cores and the vector flags."""
+  """A one-line CPU summary for benchmark headers: model name, cores, L2 per core (which decides
+  the exports' row blocks, bert/serving_cpu.py) and the vector flags."""
   flags = cpu_flags() if flags is None else flags
   model = "unknown CPU"
   try:
@@ -125,4 +128,7 @@ def describe_cpu(flags=None):
   except OSError:
     pass
   vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16") if f in flags]
-  return "%s, %d cores, flags: %s" % (model, os.cpu_count() or 0, " ".join(vector) or "none")
+  l2 = serving_cpu.l2_cache_bytes()
+  return "%s, %d cores, L2 %s per core, flags: %s" % (
+      model, os.cpu_count() or 0, "%d KiB" % (l2 // 1024) if l2 else "unknown",
+      " ".join(vector) or "none")
