@@ -51,7 +51,7 @@ def l2_cache_bytes(cache_dir=CPU_CACHE_DIR):
 
 
 def usable_cores():
-  """The cores this process may run on."""
+  """The logical CPUs this process may run on (what the thread pools count as cores)."""
   if hasattr(os, "sched_getaffinity"):
     return len(os.sched_getaffinity(0))
   return os.cpu_count() or 1
