@@ -129,6 +129,17 @@ def training_section(combos, runs, best, peaks):
   return lines + [""]
 
 
+def _intra_op_words(serving):
+  """The session config of the serving runs (runs before the field was recorded had the
+  default)."""
+  recorded = {r.get("intra_op_threads") for run in serving if "error" not in run
+              for r in run["serving"]}
+  if recorded == {1}:
+    return ("session config as `scripts/serve.sh` gives the server: each op on one thread, as "
+            "the exports record (`serving_intra_op_threads`)")
+  return "default session config"
+
+
 def serving_section(serving, serve_memory, prepared):
   """({(batch, seq): (student speedup, FLOP ratio)}, the section's lines)."""
   if "both" in serve_memory:
@@ -139,11 +150,11 @@ def serving_section(serving, serve_memory, prepared):
                             serve_memory.get("student", float("nan"))))
   lines = [
       "## Serving: exported SavedModel loaded with tf.compat.v1.saved_model.loader", "",
-      "One session.run per request (random ids, full mask), default session config; teacher "
+      "One session.run per request (random ids, full mask), %s; teacher "
       "and student requests alternate in one process (%d run%s, the second loading the models "
       "in the other order; medians over runs). Peak RSS, %s. FLOP ratio: "
       "forward_flops_per_token of teacher / student." % (
-          len(serving), "s" if len(serving) > 1 else "", memory), ""]
+          _intra_op_words(serving), len(serving), "s" if len(serving) > 1 else "", memory), ""]
   flops = prepared["flops_per_token"]
   serve_ratio, rows = {}, []
   merged = _merge_serving(serving)

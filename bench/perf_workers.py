@@ -231,14 +231,20 @@ def step_record(config, seconds, shape, lengths, per_token):
 def worker_serve(spec):
   """Loads each export the way a server does and times single requests, models interleaved."""
   tf = _tf()
-  tf1 = tf.compat.v1
   import numpy as np
-  from bert.loaded_export import LoadedExport
+  from bert import export_layout
+  from bert.loaded_export import LoadedExport, serving_session_config
 
   models = []
   threads = spec.get("threads")  # None: TF's default pools (all cores for each request)
-  session_config = tf1.ConfigProto(intra_op_parallelism_threads=threads or 0,
-                                   inter_op_parallelism_threads=threads or 0)
+  # As scripts/serve.sh serves them: the intra-op threads the exports record (one pool per
+  # process, so they must agree), else `threads`.
+  recorded = {export_layout.read_export_info(d).get("serving_intra_op_threads") or 0
+              for _, d in spec["models"]}
+  if len(recorded) > 1:
+    raise RuntimeError("the exports record different intra-op threads %s" % sorted(recorded))
+  session_config = serving_session_config({"serving_intra_op_threads": recorded.pop()},
+                                          threads or 0)
   for name, version_dir in spec["models"]:
     loaded = LoadedExport(version_dir, session_config=session_config)
     models.append((name, loaded.session, loaded.inputs(), loaded.outputs()["probabilities"]))
@@ -268,6 +274,7 @@ def worker_serve(spec):
     for (name, _, _, _), values in zip(models, latencies):
       results.append({"model": name, "batch": batch, "seq": seq, "n": len(values),
                       "threads": threads,
+                      "intra_op_threads": session_config.intra_op_parallelism_threads,
                       "median_ms": 1e3 * statistics.median(values),
                       "p95_ms": 1e3 * percentile(values, 95), "min_ms": 1e3 * min(values)})
       log("  serve %s batch %d seq %d: median %.2f ms p95 %.2f ms (%d requests)" %

@@ -170,9 +170,11 @@ is_uint "$INTRA_OP_THREADS" || die "INTRA_OP_THREADS=$INTRA_OP_THREADS: expected
 case " ${EXTRA_ARGS[*]+"${EXTRA_ARGS[*]}"} " in
   *parallelism*|*--platform_config_file*) INTRA_OP_THREADS=0 ;;  # the caller's own threads
 esac
+THREAD_FLAGS=""
 if [ "$INTRA_OP_THREADS" != "0" ]; then
-  COMMAND+=("--tensorflow_intra_op_parallelism=$INTRA_OP_THREADS"
-            "--tensorflow_inter_op_parallelism=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)")
+  THREAD_FLAGS="--tensorflow_intra_op_parallelism=$INTRA_OP_THREADS"
+  THREAD_FLAGS+=" --tensorflow_inter_op_parallelism=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
+  COMMAND+=($THREAD_FLAGS)
 fi
 COMMAND+=(${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
 
@@ -215,7 +217,7 @@ $PROG: error: $TF_SERVING_BIN not found. It is not on PyPI or in Debian/Ubuntu; 
       sudo apt-get update && sudo apt-get install tensorflow-model-server
     (or set TF_SERVING_BIN to the binary), then run this script again;
   * or the Docker image tensorflow/serving, with the same ports and model name:
-      docker run -p $REST_PORT:8501 -p $GRPC_PORT:8500 -v $(printf %q "$BASE_DIR"):/models/$MODEL_NAME -e MODEL_NAME=$MODEL_NAME tensorflow/serving
+      docker run -p $REST_PORT:8501 -p $GRPC_PORT:8500 -v $(printf %q "$BASE_DIR"):/models/$MODEL_NAME -e MODEL_NAME=$MODEL_NAME tensorflow/serving${THREAD_FLAGS:+ $THREAD_FLAGS}
 EOF
   exit 1
 fi

@@ -756,7 +756,11 @@ def test_serve_without_binary_says_what_to_install(tmp_path):
   assert "tensorflow-model-server" in result.stderr
   assert "storage.googleapis.com/tensorflow-serving-apt" in result.stderr
   assert ("docker run -p 8501:8501 -p 8500:8500 -v %s:/models/student -e MODEL_NAME=student "
-          "tensorflow/serving" % base) in result.stderr
+          "tensorflow/serving\n" % base) in result.stderr
+  # An export meant for one thread per op: the docker command carries the server's thread flags.
+  result = _serve([str(base)], env=dict(env, INTRA_OP_THREADS="1"))
+  assert ("tensorflow/serving --tensorflow_intra_op_parallelism=1 "
+          "--tensorflow_inter_op_parallelism=%d\n" % len(os.sched_getaffinity(0))) in result.stderr
 
 
 def test_serve_errors(tmp_path):
