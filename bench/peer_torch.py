@@ -65,8 +65,9 @@ PLAIN = {p: p + "_no_elementwise_xla" for p in TRAIN_PRECISIONS}
 PLAIN_VARIANTS = tuple(PLAIN.values())
 SIDES = ("ours", "ours_xla", "theirs")
 TRAINING_SIDES = ("ours", "theirs")
-# Our training runs in a process of its own: TensorFlow's intra-op pool is made once per process,
-# and the served exports get the threads they record (serving_cpu), as scripts/serve.sh sets them.
+# Our training runs in a process of its own, which also makes the exports (once): TensorFlow's
+# intra-op pool is made once per process, and the serving workers give the exports the threads
+# they record (serving_cpu), as scripts/serve.sh sets them.
 OURS_TRAINING = "ours_training"
 XLA_WARMUP = 8  # auto-clustering compiles a shape lazily, on one of its first runs
 
@@ -158,26 +159,23 @@ class OursTF(object):
     tf = perf_workers._tf()
     tf1 = tf.compat.v1
     import numpy as np
-    from bert import export_layout, modeling, serving_cpu, training
+    from bert import export_layout, modeling, training
     from bert.loaded_export import LoadedExport, serving_session_config
 
     self.tf = tf
     arrays = dict(np.load(command["batches"]))
     threads = int(command["threads"])
     workdir = command["workdir"]
-    serve_configs = {name: modeling.BertConfig.from_dict(command["configs"][name])
-                     for name in command.get("serve_models", [])}
-    serving_threads = None
-    if serve_configs and not command.get("train_precisions"):
-      # A serving process: its first session makes the intra-op pool the exports ask for.
-      wanted = {serving_cpu.ServingCpu.this_machine().intra_op_threads(c)
-                for c in serve_configs.values()}
-      if len(wanted) > 1:
-        raise RuntimeError("the served models ask for different intra-op threads (%s); serve "
-                           "them from separate workers" % sorted(wanted))
-      serving_threads = wanted.pop()
-      tf1.Session(config=serving_session_config(
-          {"serving_intra_op_threads": serving_threads}, threads)).close()
+    # A serving process: its first session makes the intra-op pool the exports record.
+    serve_exports = command.get("serve_exports", {})
+    infos = {name: export_layout.read_export_info(d) for name, d in serve_exports.items()}
+    recorded = {info["serving_intra_op_threads"] for info in infos.values()}
+    if len(recorded) > 1:
+      raise RuntimeError("the exports record different intra-op threads (%s); serve them "
+                         "from separate workers" % sorted(recorded))
+    serving_threads = recorded.pop() if recorded else None
+    if infos:
+      tf1.Session(config=serving_session_config(next(iter(infos.values())), threads)).close()
 
     def threaded(config):
       config.intra_op_parallelism_threads = threads
@@ -228,19 +226,21 @@ class OursTF(object):
       session.run(init)
       self.train[variant] = (session, fetches)
 
-    # Serving: untrained exports, loaded as a server holds them; a request is one call of a
-    # Session callable (the leanest Python path to Session::Run, which the server calls).
+    # Untrained exports (made once, in the training worker), and serving: loaded as a server
+    # holds them; a request is one call of a Session callable (the leanest Python path to
+    # Session::Run, which the server calls).
+    exports = {}
+    if command.get("export_models"):
+      vocab_file = os.path.join(workdir, "vocab.txt")
+      perf_workers.write_synthetic_vocab(
+          vocab_file, max(c["vocab_size"] for c in command["configs"].values()))
+      for name in command["export_models"]:
+        config = modeling.BertConfig.from_dict(command["configs"][name])
+        exports[name] = perf_workers.untrained_export(workdir, name, config, vocab_file)
     self.serve, self.arrays = {}, arrays
-    vocab_file = os.path.join(workdir, "vocab.txt")
-    perf_workers.write_synthetic_vocab(
-        vocab_file, max(c["vocab_size"] for c in command["configs"].values()))
-    for name, config in sorted(serve_configs.items()):
-      version_dir = perf_workers.untrained_export(workdir, name, config, vocab_file)
-      info = export_layout.read_export_info(version_dir)
-      if info["serving_intra_op_threads"] != serving_threads:
-        raise RuntimeError("%s export records %s intra-op threads, the worker has %s" % (
-            name, info["serving_intra_op_threads"], serving_threads))
-      loaded = LoadedExport(version_dir, session_config=serving_session_config(info, threads))
+    for name, version_dir in sorted(serve_exports.items()):
+      loaded = LoadedExport(version_dir, session_config=serving_session_config(infos[name],
+                                                                               threads))
       inputs = loaded.inputs()
       names = sorted(inputs)
       request = loaded.session.make_callable(loaded.outputs()["probabilities"],
@@ -249,7 +249,7 @@ class OursTF(object):
     return {"versions": {"tensorflow": tf.__version__, "numpy": np.__version__,
                          "threads": threads, "elementwise_jit": jit_used,
                          "serving_intra_op_threads": serving_threads},
-            "setup_seconds": time.perf_counter() - started}
+            "exports": exports, "setup_seconds": time.perf_counter() - started}
 
   def train_steps(self, command):
     session, fetches = self.train[command["precision"]]
@@ -355,14 +355,16 @@ def measure(plan, threads, peer_python, workdir):
         dict(threads_env, TF_XLA_FLAGS=hardware.with_elementwise_jit_flags(
             os.environ.get("TF_XLA_FLAGS"))))  # as the entry points set it
     reply = workers[OURS_TRAINING].call(op="setup", **dict(
-        setup, train_precisions=list(TRAIN_PRECISIONS + PLAIN_VARIANTS), serve_models=[]))
+        setup, train_precisions=list(TRAIN_PRECISIONS + PLAIN_VARIANTS),
+        export_models=sorted(perf_workers.MODELS)))
     data["versions"]["ours"], data["setup_seconds"]["ours"] = reply["versions"], reply[
         "setup_seconds"]
+    serving_setup = dict(setup, train_precisions=[], serve_exports=reply["exports"])
     log("Setting up our side (exports, served as scripts/serve.sh serves them) ...")
     workers["ours"] = Worker(
         "ours", [sys.executable, os.path.abspath(__file__), "--worker"],
         os.path.join(workdir, "ours.log"), threads_env)
-    reply = workers["ours"].call(op="setup", **dict(setup, train_precisions=[]))
+    reply = workers["ours"].call(op="setup", **serving_setup)
     data["versions"]["ours_serving"] = reply["versions"]
     data["setup_seconds"]["ours_serving"] = reply["setup_seconds"]
     log("Setting up our side with XLA (serving only) ...")
@@ -371,7 +373,7 @@ def measure(plan, threads, peer_python, workdir):
         os.path.join(workdir, "ours_xla.log"),
         dict(threads_env, TF_XLA_FLAGS=export_layout.XLA_SERVING_FLAGS))
     data["setup_seconds"]["ours_xla"] = workers["ours_xla"].call(
-        op="setup", **dict(setup, train_precisions=[]))["setup_seconds"]
+        op="setup", **serving_setup)["setup_seconds"]
     missing = peer_python_status(peer_python)
     if missing:
       data["notes"].append("PyTorch column left out: %s (set --peer_python or PEER_PYTHON; "
