@@ -19,7 +19,8 @@
 #   INTRA_OP_THREADS: the server's --tensorflow_intra_op_parallelism; default: what the export
 #     records (bert_export.json "serving_intra_op_threads": 1 for a small model exported for a
 #     2-core CPU, each op on one thread and --tensorflow_inter_op_parallelism the number of CPUs,
-#     as its row blocks expect; 0: TensorFlow's default). Server flags after -- take precedence.
+#     as its row blocks expect; 0: TensorFlow's default; an export built for another CPU count
+#     than this machine's gets the default, with a warning). Server flags after -- take precedence.
 #   XLA=1: compile the served graph with XLA (CPU auto-clustering: TF_XLA_FLAGS gets
 #     "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit", the server --xla_cpu_compilation_enabled=true;
 #     bert/export_layout.py XLA_SERVING_FLAGS). On the 2-core CPU measured it is no faster than
@@ -158,12 +159,18 @@ case "$XLA" in
 esac
 # Threads per op, as the export was built for (bert/serving_cpu.py), unless set here or by flags.
 EXPORT_INFO=$BASE_DIR/$LATEST/assets.extra/bert_export.json
+CPUS=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)
+recorded() {  # a number the export records under key $1 (empty if none; older exports lack them)
+  [ -f "$EXPORT_INFO" ] || return 0
+  sed -n "s/.*\"$1\": *\([0-9][0-9]*\).*/\1/p" "$EXPORT_INFO" | head -n 1
+}
 if [ -z "${INTRA_OP_THREADS:-}" ]; then
-  INTRA_OP_THREADS=0
-  if [ -f "$EXPORT_INFO" ]; then  # older exports do not record it
-    INTRA_OP_THREADS=$(sed -n 's/.*"serving_intra_op_threads": *\([0-9][0-9]*\).*/\1/p' \
-      "$EXPORT_INFO" | head -n 1)
-    INTRA_OP_THREADS=${INTRA_OP_THREADS:-0}
+  INTRA_OP_THREADS=$(recorded serving_intra_op_threads)
+  INTRA_OP_THREADS=${INTRA_OP_THREADS:-0}
+  BUILT_FOR=$(recorded cores)
+  if [ "$INTRA_OP_THREADS" != "0" ] && [ -n "$BUILT_FOR" ] && [ "$BUILT_FOR" != "$CPUS" ]; then
+    echo "$PROG: warning: the export was built for a $BUILT_FOR-CPU server with one thread per op, this machine has $CPUS CPUs: serving with TensorFlow's default threads (export again here, or with --serving_cores=$CPUS, for the graph meant for this machine; INTRA_OP_THREADS=1 keeps one thread per op)" >&2
+    INTRA_OP_THREADS=0
   fi
 fi
 is_uint "$INTRA_OP_THREADS" || die "INTRA_OP_THREADS=$INTRA_OP_THREADS: expected a non-negative integer"
@@ -173,7 +180,7 @@ esac
 THREAD_FLAGS=""
 if [ "$INTRA_OP_THREADS" != "0" ]; then
   THREAD_FLAGS="--tensorflow_intra_op_parallelism=$INTRA_OP_THREADS"
-  THREAD_FLAGS+=" --tensorflow_inter_op_parallelism=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"
+  THREAD_FLAGS+=" --tensorflow_inter_op_parallelism=$CPUS"
   COMMAND+=($THREAD_FLAGS)
 fi
 COMMAND+=(${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})

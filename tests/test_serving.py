@@ -639,7 +639,8 @@ def _threads_flags(version_dir):
 def test_serve_gives_the_server_the_threads_the_export_records(tmp_path, recorded):
   """An export built for one thread per op (bert/serving_cpu.py) is served with
   --tensorflow_intra_op_parallelism=1 and an inter-op thread per CPU; INTRA_OP_THREADS or the
-  caller's own thread flags after -- take its place; an older export (no record) gets none."""
+  caller's own thread flags after -- take its place; an older export (no record) gets none, and
+  one built for another CPU count TensorFlow's default threads, with a warning."""
   version = tmp_path / "export" / "1700000000"
   (version / "assets.extra").mkdir(parents=True)
   (version / "saved_model.pb").write_bytes(b"")
@@ -663,6 +664,21 @@ def test_serve_gives_the_server_the_threads_the_export_records(tmp_path, recorde
       "--tensorflow_intra_op_parallelism=3", "--tensorflow_inter_op_parallelism=%d" % cpus]
   assert thread_flags(["--", "--tensorflow_session_parallelism=4"]) == [
       "--tensorflow_session_parallelism=4"]
+  # Built for another CPU count: TensorFlow's default threads, and a warning that says so.
+  info["serving_cpu"] = {"cores": cpus + 6, "l2_bytes": 2 ** 20}
+  (version / "assets.extra" / "bert_export.json").write_text(json.dumps(info, indent=1))
+  result = _serve(["--dry-run", base], env=env)
+  assert result.returncode == 0, result.stderr
+  assert "parallelism" not in result.stdout
+  if recorded == 1:
+    assert result.stderr.startswith("serve.sh: warning: the export was built for a %d-CPU server "
+                                    "with one thread per op, this machine has %d CPUs" %
+                                    (cpus + 6, cpus))
+    assert len(result.stderr.splitlines()) == 1
+  else:
+    assert result.stderr == ""
+  assert thread_flags(INTRA_OP_THREADS="1") == [
+      "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=%d" % cpus]
   bad = _serve(["--dry-run", base], env=dict(env, INTRA_OP_THREADS="one"))
   assert bad.returncode == 1
   assert bad.stderr.strip() == ("serve.sh: error: INTRA_OP_THREADS=one: expected a "
