@@ -41,14 +41,10 @@ import tensorflow as tf  # noqa: E402
 
 from bench.collapse_bench import cpu_flags  # noqa: E402
 from bert import classifier, modeling, serving_cpu  # noqa: E402
+from bert.loaded_export import serving_session_config  # noqa: E402
 
 tf1 = tf.compat.v1
 MODELS = (("teacher", "model/bert_config.json"), ("student", "model/bert_config_student.json"))
-
-
-def session_config(threads, intra_op_threads):
-  return tf1.ConfigProto(intra_op_parallelism_threads=intra_op_threads or threads,
-                         inter_op_parallelism_threads=threads)
 
 
 def reused_logits(config, is_training, ids, row_blocks=True):
@@ -72,7 +68,9 @@ def training_forms_logits(config, ids):
 def build(config, threads, cpu):
   """{form: (session, ids placeholder, logits)} of the variables, frozen, training and
   one-block forms; cpu: the serving CPU the export is built for (serving_cpu.ServingCpu)."""
-  intra = cpu.intra_op_threads(config)
+  # The session config serve.sh gives the server for this export.
+  session_config = serving_session_config(
+      {"serving_intra_op_threads": cpu.intra_op_threads(config)}, threads)
   with tf.Graph().as_default() as graph:
     tf1.set_random_seed(1)
     ids = tf1.placeholder(tf.int32, [None, None], name="ids")
@@ -81,7 +79,7 @@ def build(config, threads, cpu):
     logits = tf.identity(logits, name="logits")
     training_logits = training_forms_logits(config, ids)
     one_block = reused_logits(config, False, ids, row_blocks=False)
-    session = tf1.Session(config=session_config(threads, intra))
+    session = tf1.Session(config=session_config)
     session.run(tf1.global_variables_initializer())
     frozen_def = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(),
                                                                ["logits"])
@@ -89,7 +87,7 @@ def build(config, threads, cpu):
            "one_block": (session, ids, one_block)}
   with tf.Graph().as_default() as frozen_graph:
     tf1.import_graph_def(frozen_def, name="")
-    forms["frozen"] = (tf1.Session(config=session_config(threads, intra)),
+    forms["frozen"] = (tf1.Session(config=session_config),
                        frozen_graph.get_tensor_by_name("ids:0"),
                        frozen_graph.get_tensor_by_name("logits:0"))
   return forms
