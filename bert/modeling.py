@@ -236,13 +236,18 @@ class BertModel(object):
       with tf1.variable_scope("embeddings"):
         self.embedding_output, self.embedding_table = embeddings(
             config, input_ids, token_type_ids, seq_length, use_one_hot_embeddings, is_training)
+        # The encoder reads the embeddings after dropout; embedding_output stays without it, so
+        # that a distillation match compares the student's embeddings with the teacher's
+        # (dropout-free) ones: matched after inverted dropout, the expected squared error is
+        # least at keep_prob x the teacher's values, a pull towards 0.9x the teacher's scale.
         # The fp32 embedding sum is cast once; everything after runs in compute_dtype.
-        self.embedding_output = tf.cast(self.embedding_output, compute_dtype)
+        encoder_input = tf.cast(dropout(self.embedding_output, config.hidden_dropout_prob),
+                                compute_dtype)
 
       with tf1.variable_scope("encoder"):
         mask_bias = attention_mask_bias(input_mask, compute_dtype)
         (self.all_encoder_layers, self.all_attention_probs,
-         self.all_attention_scores) = transformer(config, self.embedding_output, mask_bias,
+         self.all_attention_scores) = transformer(config, encoder_input, mask_bias,
                                                   batch_size, seq_length, is_training,
                                                   self.row_blocks_from_rows)
       self.sequence_output = self.all_encoder_layers[-1]
@@ -289,7 +294,8 @@ class BertModel(object):
     return self.input_mask
 
   def get_embedding_output(self):
-    """[batch_size, seq_length, hidden_size]: word + position + type embeddings, normalised."""
+    """float32 [batch_size, seq_length, hidden_size]: word + position + type embeddings,
+    normalised, before dropout (the encoder's input is this after dropout)."""
     return self.embedding_output
 
   def get_embedding_table(self):
@@ -299,7 +305,7 @@ class BertModel(object):
 
 def embeddings(config, input_ids, token_type_ids, seq_length, use_one_hot_embeddings,
                is_training=True):
-  """Word + token-type + position embeddings, layer-normalised, with dropout.
+  """Word + token-type + position embeddings, layer-normalised (the caller applies dropout).
 
   Returns:
     output: [batch_size, seq_length, hidden_size]; table: [vocab_size, hidden_size].
@@ -330,9 +336,7 @@ def embeddings(config, input_ids, token_type_ids, seq_length, use_one_hot_embedd
                                     [config.max_position_embeddings, width], initializer=init)
   output += tf.slice(position_table, [0, 0], [seq_length, -1])[tf.newaxis]
 
-  output = layer_norm(output, is_training=is_training)
-  output = dropout(output, config.hidden_dropout_prob)
-  return output, table
+  return layer_norm(output, is_training=is_training), table
 
 
 def row_block_sizes(rows, min_rows):

@@ -311,6 +311,37 @@ def test_training_mode_dropout_changes_outputs_and_eval_is_deterministic():
   np.testing.assert_array_equal(eval_a, eval_b)
 
 
+def test_embedding_output_is_before_dropout_so_a_match_sees_no_dropout_noise():
+  """What an embedding match reads equals the teacher-side (inference) embeddings in training
+  mode too; the encoder still gets them with dropout. Matched after inverted dropout, an MSE is
+  least at keep_prob x the teacher's values, not at the teacher's."""
+  with tf.Graph().as_default():
+    placeholders, model = build(config(hidden_dropout_prob=0.5,
+                                       attention_probs_dropout_prob=0.0), is_training=True)
+    with tf1.variable_scope("", reuse=True):
+      ph_eval = [tf1.placeholder(tf.int32, [None, None]) for _ in range(3)]
+      eval_model = modeling.BertModel(config(), False, *ph_eval, scope="bert")
+    assert model.get_embedding_output().dtype == tf.float32
+    first_layer_input = tf1.get_default_graph().get_tensor_by_name(
+        "bert/encoder/Reshape:0")
+    with tf1.Session() as session:
+      session.run(tf1.global_variables_initializer())
+      ids = [[2, 5, 8, 3, 1]]
+      train_a, input_a = session.run([model.get_embedding_output(), first_layer_input],
+                                     feed(placeholders, ids))
+      train_b, input_b = session.run([model.get_embedding_output(), first_layer_input],
+                                     feed(placeholders, ids))
+      served = session.run(eval_model.get_embedding_output(), feed(ph_eval, ids))
+  np.testing.assert_allclose(train_a, served, rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(train_a, train_b)
+  # The encoder's input: about half the values zeroed, the rest doubled, a new mask each run.
+  dropped = input_a.reshape(train_a.shape) == 0
+  assert 0.2 < dropped.mean() < 0.8
+  np.testing.assert_allclose(input_a.reshape(train_a.shape)[~dropped], 2 * train_a[~dropped],
+                             rtol=1e-5, atol=1e-6)
+  assert not np.array_equal(input_a, input_b)
+
+
 @pytest.mark.parametrize("rate,dtype,shape", [(0.1, tf.float32, [64, 33, 7]),
                                               (0.5, tf.bfloat16, [3, 1001]),
                                               (0.02, tf.float16, [5, 3, 11])])
