@@ -15,7 +15,7 @@ A match compares one student tensor with one teacher tensor:
              through a learned projection (student → teacher width), trained, never exported.
   attention  [batch, heads, seq, seq], equal head counts: mse of the scores (TinyBERT) or kl of
              the distributions (MiniLM), over real query rows and real keys only.
-  embedding  the embedding output [batch, seq, hidden], as hidden.
+  embedding  the embedding output [batch, seq, hidden] (the student's before dropout), as hidden.
   pooled     the pooler output [batch, hidden]: mse, cosine or pkd.
 
 A schedule is a number (constant) or {"schedule": "constant" | "linear" | "cosine", "start": a,
