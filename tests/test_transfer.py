@@ -573,7 +573,32 @@ def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
   text = sst2_distill.report(args, rows, 5, 20, 0.9)
   assert "teacher lr 5e-05, Adam bias correction on;" in text, text
   assert "| distilled_transfer_x2 | 1 | 9 | 0.8000 | 0.8500 |" in text, text
-  assert "| distilled_transfer_x2 | 0.8000 | 0.8500 | - | - |" in text, text
+  assert "| distilled_transfer_x2 | 0.8000 | 0.0000 | 0.8500 | - | - | - |" in text, text
+
+
+def test_sst2_report_compares_each_recipe_with_logits_only_seed_by_seed():
+  import argparse
+  from bench import sst2_distill
+  args = argparse.Namespace(tiny=True, quick=False, student_layers="1", data_dir="d",
+                            max_seq_length=16, batch_size=4, precision="fp32",
+                            student_init="teacher", temperature=2.0, alpha=0.7,
+                            teacher_logits="cached", serving_runs=2, seeds=[1, 2, 3],
+                            teacher_lr=5e-5, teacher_bias_correction="on")
+  ms = {1: 1.0, 8: 2.0}
+
+  def row(name, seed, acc):
+    return dict(name=name, seed=seed, steps=9, acc=acc, agreement=0.85, parameters=5, ms=ms,
+                wall=2.0, reused=False)
+
+  rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
+               wall=3.0, reused=False)]
+  rows += [row("distilled_logits", s, a) for s, a in [(1, 0.80), (2, 0.84), (3, 0.82)]]
+  # Better in seeds 1 and 3, worse in 2: mean difference (+0.03 - 0.01 + 0.01) / 3 = +1 point.
+  rows += [row("distilled_tinybert", s, a) for s, a in [(1, 0.83), (2, 0.83), (3, 0.83)]]
+  text = sst2_distill.report(args, rows, 5, 20, 0.9)
+  assert "| distilled_logits | 0.8200 | 0.0200 | 0.8500 | - | - | - |" in text, text
+  assert "| distilled_tinybert | 0.8300 | 0.0000 | 0.8500 | - | - | +1.00 pt, better in 2 of 3 |" \
+      in text, text
 
 
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
