@@ -557,14 +557,19 @@ def test_sst2_benchmark_trains_only_the_students_asked_for(tmp_path):
       bad.stderr, bad.stderr[-2000:]
 
 
-def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
+def sst2_report_args(seeds):
+  """bench/sst2_distill.py's parsed flags, as report() reads them."""
   import argparse
-  from bench import sst2_distill
-  args = argparse.Namespace(tiny=True, quick=False, student_layers="1", data_dir="d",
+  return argparse.Namespace(tiny=True, quick=False, student_layers="1", data_dir="d",
                             max_seq_length=16, batch_size=4, precision="fp32",
                             student_init="teacher", temperature=2.0, alpha=0.7,
-                            teacher_logits="cached", serving_runs=2, seeds=[1],
+                            teacher_logits="cached", serving_runs=2, seeds=seeds,
                             teacher_lr=5e-5, teacher_bias_correction="on")
+
+
+def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
+  from bench import sst2_distill
+  args = sst2_report_args([1])
   ms = {1: 1.0, 8: 2.0}
   rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
                wall=3.0, reused=False),
@@ -577,13 +582,8 @@ def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
 
 
 def test_sst2_report_compares_each_recipe_with_logits_only_seed_by_seed():
-  import argparse
   from bench import sst2_distill
-  args = argparse.Namespace(tiny=True, quick=False, student_layers="1", data_dir="d",
-                            max_seq_length=16, batch_size=4, precision="fp32",
-                            student_init="teacher", temperature=2.0, alpha=0.7,
-                            teacher_logits="cached", serving_runs=2, seeds=[1, 2, 3],
-                            teacher_lr=5e-5, teacher_bias_correction="on")
+  args = sst2_report_args([1, 2, 3])
   ms = {1: 1.0, 8: 2.0}
 
   def row(name, seed, acc):
