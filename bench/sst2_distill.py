@@ -101,6 +101,9 @@ def parse_args(argv=None):
   parser.add_argument("--students", default="alone,logits,transfer,variants",
                       help="which students each seed trains: a comma-separated subset of "
                       "alone,logits,transfer,variants (the table shows only those)")
+  parser.add_argument("--compare_with", default="logits",
+                      help="the recipe the mean table pairs every other one with, seed by seed: "
+                      "a student's name without 'distilled_' (logits, transfer_x2, a --variant)")
   parser.add_argument("--dry_run", action="store_true",
                       help="print each stage's command, or that it is reused, and stop")
   parser.add_argument("--quick", action="store_true")
@@ -405,24 +408,26 @@ def report(args, rows, steps, train_count, teacher_acc):
                  (r["name"], r.get("seed", "-"), r.get("steps", "-"), r["acc"], r["agreement"],
                   "{:,}".format(r["parameters"]), r["ms"][1], r["ms"][8],
                   teacher["ms"][8] / r["ms"][8], gap, wall))
-  lines += ["", "Mean over seeds %s (gap recovered: ≥ 50 %% in how many seeds; against logits "
-            "only: the mean of the per-seed differences, and in how many seeds it is better):" %
-            ",".join(map(str, args.seeds)), "",
-            "| model | dev acc | ± half range | agreement | gap recovered | seeds ≥ 50 % | "
-            "against logits only |",
+  baseline = "distilled_" + args.compare_with
+  against = "logits only" if args.compare_with == "logits" else baseline
+  lines += ["", "Mean over seeds %s (gap recovered: ≥ 50 %% in how many seeds; against %s: "
+            "the mean of the per-seed differences, and in how many seeds it is better):" %
+            (",".join(map(str, args.seeds)), against), "",
+            "| model | dev acc | ± half range | agreement | gap recovered | seeds ≥ 50 %% | "
+            "against %s |" % against,
             "|---|---|---|---|---|---|---|"]
   names = []
   for r in rows[1:]:
     if r["name"] not in names:
       names.append(r["name"])
   lines.append("| teacher | %.4f | - | 1.0000 | - | - | - |" % teacher_acc)
-  logits_only = {r["seed"]: r["acc"] for r in rows if r["name"] == "distilled_logits"}
+  reference = {r["seed"]: r["acc"] for r in rows if r["name"] == baseline}
   for name in names:
     group = [r for r in rows if r["name"] == name]
     accs = [r["acc"] for r in group]
     gaps = [r["gap"] for r in group if "gap" in r]
     # Paired by seed: the spread between seeds is larger than most differences between recipes.
-    deltas = [r["acc"] - logits_only[r["seed"]] for r in group if r["seed"] in logits_only]
+    deltas = [r["acc"] - reference[r["seed"]] for r in group if r["seed"] in reference]
     lines.append("| %s | %.4f | %.4f | %.4f | %s | %s | %s |" % (
         name, statistics.mean(accs), (max(accs) - min(accs)) / 2,
         statistics.mean(r["agreement"] for r in group),
@@ -430,7 +435,7 @@ def report(args, rows, steps, train_count, teacher_acc):
         "%d of %d" % (sum(g >= 0.5 for g in gaps), len(gaps)) if gaps else "-",
         "%+.2f pt, better in %d of %d" % (100 * statistics.mean(deltas),
                                           sum(d > 0 for d in deltas), len(deltas))
-        if deltas and name != "distilled_logits" else "-"))
+        if deltas and name != baseline else "-"))
   return "\n".join(lines) + "\n"
 
 

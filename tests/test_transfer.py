@@ -564,7 +564,8 @@ def sst2_report_args(seeds):
                             max_seq_length=16, batch_size=4, precision="fp32",
                             student_init="teacher", temperature=2.0, alpha=0.7,
                             teacher_logits="cached", serving_runs=2, seeds=seeds,
-                            teacher_lr=5e-5, teacher_bias_correction="on")
+                            teacher_lr=5e-5, teacher_bias_correction="on",
+                            compare_with="logits")
 
 
 def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
@@ -598,6 +599,31 @@ def test_sst2_report_compares_each_recipe_with_logits_only_seed_by_seed():
   text = sst2_distill.report(args, rows, 5, 20, 0.9)
   assert "| distilled_logits | 0.8200 | 0.0200 | 0.8500 | - | - | - |" in text, text
   assert "| distilled_tinybert | 0.8300 | 0.0000 | 0.8500 | - | - | +1.00 pt, better in 2 of 3 |" \
+      in text, text
+
+
+def test_sst2_report_pairs_recipes_with_the_named_baseline():
+  from bench import sst2_distill
+  args = sst2_report_args([1, 2])
+  args.compare_with = "transfer_x2"
+  ms = {1: 1.0, 8: 2.0}
+
+  def row(name, seed, acc):
+    return dict(name=name, seed=seed, steps=9, acc=acc, agreement=0.85, parameters=5, ms=ms,
+                wall=2.0, reused=False)
+
+  rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
+               wall=3.0, reused=False)]
+  rows += [row("distilled_logits", s, a) for s, a in [(1, 0.80), (2, 0.80)]]
+  rows += [row("distilled_transfer_x2", s, a) for s, a in [(1, 0.86), (2, 0.84)]]
+  rows += [row("distilled_tb05x2", s, a) for s, a in [(1, 0.85), (2, 0.86)]]
+  text = sst2_distill.report(args, rows, 5, 20, 0.9)
+  assert "against distilled_transfer_x2 |" in text, text
+  assert "| distilled_transfer_x2 | 0.8500 | 0.0100 | 0.8500 | - | - | - |" in text, text
+  # -1 and +2 points against the transfer run, not +5 and +6 against logits only.
+  assert "| distilled_tb05x2 | 0.8550 | 0.0050 | 0.8500 | - | - | +0.50 pt, better in 1 of 2 |" \
+      in text, text
+  assert "| distilled_logits | 0.8000 | 0.0000 | 0.8500 | - | - | -5.00 pt, better in 0 of 2 |" \
       in text, text
 
 
