@@ -568,15 +568,19 @@ def sst2_report_args(seeds):
                             compare_with="logits")
 
 
-def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
-  from bench import sst2_distill
-  args = sst2_report_args([1])
+def sst2_report_rows(accuracies):
+  """The teacher's row, then a row per (student name, seed, dev accuracy), as main() makes them."""
   ms = {1: 1.0, 8: 2.0}
   rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
-               wall=3.0, reused=False),
-          dict(name="distilled_transfer_x2", seed=1, steps=9, acc=0.8, agreement=0.85,
-               parameters=5, ms=ms, wall=2.0, reused=False)]
-  text = sst2_distill.report(args, rows, 5, 20, 0.9)
+               wall=3.0, reused=False)]
+  return rows + [dict(name=name, seed=seed, steps=9, acc=acc, agreement=0.85, parameters=5,
+                      ms=ms, wall=2.0, reused=False) for name, seed, acc in accuracies]
+
+
+def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
+  from bench import sst2_distill
+  rows = sst2_report_rows([("distilled_transfer_x2", 1, 0.8)])
+  text = sst2_distill.report(sst2_report_args([1]), rows, 5, 20, 0.9)
   assert "teacher lr 5e-05, Adam bias correction on;" in text, text
   assert "| distilled_transfer_x2 | 1 | 9 | 0.8000 | 0.8500 |" in text, text
   assert "| distilled_transfer_x2 | 0.8000 | 0.0000 | 0.8500 | - | - | - |" in text, text
@@ -584,19 +588,11 @@ def test_sst2_report_without_a_student_alone_leaves_the_gap_blank():
 
 def test_sst2_report_compares_each_recipe_with_logits_only_seed_by_seed():
   from bench import sst2_distill
-  args = sst2_report_args([1, 2, 3])
-  ms = {1: 1.0, 8: 2.0}
-
-  def row(name, seed, acc):
-    return dict(name=name, seed=seed, steps=9, acc=acc, agreement=0.85, parameters=5, ms=ms,
-                wall=2.0, reused=False)
-
-  rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
-               wall=3.0, reused=False)]
-  rows += [row("distilled_logits", s, a) for s, a in [(1, 0.80), (2, 0.84), (3, 0.82)]]
-  # Better in seeds 1 and 3, worse in 2: mean difference (+0.03 - 0.01 + 0.01) / 3 = +1 point.
-  rows += [row("distilled_tinybert", s, a) for s, a in [(1, 0.83), (2, 0.83), (3, 0.83)]]
-  text = sst2_distill.report(args, rows, 5, 20, 0.9)
+  # tinybert is better in seeds 1 and 3, worse in 2: mean (+0.03 - 0.01 + 0.01) / 3 = +1 point.
+  rows = sst2_report_rows([("distilled_logits", 1, 0.80), ("distilled_logits", 2, 0.84),
+                           ("distilled_logits", 3, 0.82), ("distilled_tinybert", 1, 0.83),
+                           ("distilled_tinybert", 2, 0.83), ("distilled_tinybert", 3, 0.83)])
+  text = sst2_distill.report(sst2_report_args([1, 2, 3]), rows, 5, 20, 0.9)
   assert "| distilled_logits | 0.8200 | 0.0200 | 0.8500 | - | - | - |" in text, text
   assert "| distilled_tinybert | 0.8300 | 0.0000 | 0.8500 | - | - | +1.00 pt, better in 2 of 3 |" \
       in text, text
@@ -606,17 +602,9 @@ def test_sst2_report_pairs_recipes_with_the_named_baseline():
   from bench import sst2_distill
   args = sst2_report_args([1, 2])
   args.compare_with = "transfer_x2"
-  ms = {1: 1.0, 8: 2.0}
-
-  def row(name, seed, acc):
-    return dict(name=name, seed=seed, steps=9, acc=acc, agreement=0.85, parameters=5, ms=ms,
-                wall=2.0, reused=False)
-
-  rows = [dict(name="teacher", seed="-", steps=5, acc=0.9, agreement=1.0, parameters=10, ms=ms,
-               wall=3.0, reused=False)]
-  rows += [row("distilled_logits", s, a) for s, a in [(1, 0.80), (2, 0.80)]]
-  rows += [row("distilled_transfer_x2", s, a) for s, a in [(1, 0.86), (2, 0.84)]]
-  rows += [row("distilled_tb05x2", s, a) for s, a in [(1, 0.85), (2, 0.86)]]
+  rows = sst2_report_rows([("distilled_logits", 1, 0.80), ("distilled_logits", 2, 0.80),
+                           ("distilled_transfer_x2", 1, 0.86), ("distilled_transfer_x2", 2, 0.84),
+                           ("distilled_tb05x2", 1, 0.85), ("distilled_tb05x2", 2, 0.86)])
   text = sst2_distill.report(args, rows, 5, 20, 0.9)
   assert "against distilled_transfer_x2 |" in text, text
   assert "| distilled_transfer_x2 | 0.8500 | 0.0100 | 0.8500 | - | - | - |" in text, text
