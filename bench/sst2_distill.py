@@ -101,9 +101,10 @@ def parse_args(argv=None):
   parser.add_argument("--students", default="alone,logits,transfer,variants",
                       help="which students each seed trains: a comma-separated subset of "
                       "alone,logits,transfer,variants (the table shows only those)")
-  parser.add_argument("--compare_with", default="logits",
+  parser.add_argument("--compare_with", default=None,
                       help="the recipe the mean table pairs every other one with, seed by seed: "
-                      "a student's name without 'distilled_' (logits, transfer_x2, a --variant)")
+                      "a distilled student's name without 'distilled_' (transfer_x2, a "
+                      "--variant's name; default logits)")
   parser.add_argument("--dry_run", action="store_true",
                       help="print each stage's command, or that it is reused, and stop")
   parser.add_argument("--quick", action="store_true")
@@ -132,6 +133,12 @@ def parse_args(argv=None):
     parser.error("--students: expected a comma-separated subset of %s, got %r" %
                  (",".join(STUDENT_KINDS), args.students))
   args.students = kinds
+  distilled = [name[len("distilled_"):] for name, _, _ in plan(args, 0)
+               if name.startswith("distilled_")]
+  if args.compare_with is not None and args.compare_with not in distilled:
+    parser.error("--compare_with: %r is not a distilled student of this run (expected one of %s)"
+                 % (args.compare_with, ", ".join(distilled) or "none"))
+  args.compare_with = args.compare_with or "logits"
   return args
 
 

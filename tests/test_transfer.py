@@ -555,6 +555,11 @@ def test_sst2_benchmark_trains_only_the_students_asked_for(tmp_path):
   assert bad.returncode != 0
   assert "--students: expected a comma-separated subset of alone,logits,transfer,variants" in \
       bad.stderr, bad.stderr[-2000:]
+  unknown = run_entry(common + ["--students", "alone,transfer", "--compare_with", "logits"],
+                      timeout=300)  # logits only is not trained here: nothing to pair with
+  assert unknown.returncode != 0
+  assert "--compare_with: 'logits' is not a distilled student of this run (expected one of " \
+      "transfer_x2)" in unknown.stderr, unknown.stderr[-2000:]
 
 
 def sst2_report_args(seeds):
