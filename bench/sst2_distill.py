@@ -380,6 +380,26 @@ def augment_seconds(log_file):
   return None
 
 
+# Two-sided 5 % critical values of Student's t, by degrees of freedom (published tables).
+T_CRITICAL_5 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31,
+                9: 2.26, 10: 2.23}
+
+
+def paired_difference(deltas):
+  """'+0.49 pt, better in 3 of 4, t = 1.47 (3 d.f.; 5 % needs 3.18)' for per-seed differences.
+
+  t is the mean difference over its standard error; it is left out where the differences
+  cannot give one (a single seed, or every seed the same difference)."""
+  text = "%+.2f pt, better in %d of %d" % (100 * statistics.mean(deltas),
+                                           sum(d > 0 for d in deltas), len(deltas))
+  if len(deltas) < 2 or statistics.stdev(deltas) == 0:
+    return text
+  dof = len(deltas) - 1
+  t = statistics.mean(deltas) / (statistics.stdev(deltas) / math.sqrt(len(deltas)))
+  need = "; 5 %% needs %.2f" % T_CRITICAL_5[dof] if dof in T_CRITICAL_5 else ""
+  return text + ", t = %.2f (%d d.f.%s)" % (t, dof, need)
+
+
 def report(args, rows, steps, train_count, teacher_acc):
   """Markdown: the per-run table, then the mean over seeds and the gap recovered."""
   lines = ["# SST-2: %s teacher → %d-layer student (%s)%s" %
@@ -418,7 +438,8 @@ def report(args, rows, steps, train_count, teacher_acc):
   baseline = "distilled_" + args.compare_with
   against = "logits only" if args.compare_with == "logits" else baseline
   lines += ["", "Mean over seeds %s (gap recovered: ≥ 50 %% in how many seeds; against %s: "
-            "the mean of the per-seed differences, and in how many seeds it is better):" %
+            "the mean of the per-seed differences, in how many seeds it is better, and the paired "
+            "t statistic):" %
             (",".join(map(str, args.seeds)), against), "",
             "| model | dev acc | ± half range | agreement | gap recovered | seeds ≥ 50 %% | "
             "against %s |" % against,
@@ -440,9 +461,7 @@ def report(args, rows, steps, train_count, teacher_acc):
         statistics.mean(r["agreement"] for r in group),
         "%.0f %%" % (100 * statistics.mean(gaps)) if gaps else "-",
         "%d of %d" % (sum(g >= 0.5 for g in gaps), len(gaps)) if gaps else "-",
-        "%+.2f pt, better in %d of %d" % (100 * statistics.mean(deltas),
-                                          sum(d > 0 for d in deltas), len(deltas))
-        if deltas and name != baseline else "-"))
+        paired_difference(deltas) if deltas and name != baseline else "-"))
   return "\n".join(lines) + "\n"
 
 

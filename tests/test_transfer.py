@@ -599,7 +599,7 @@ def test_sst2_report_compares_each_recipe_with_logits_only_seed_by_seed():
                            ("distilled_tinybert", 2, 0.83), ("distilled_tinybert", 3, 0.83)])
   text = sst2_distill.report(sst2_report_args([1, 2, 3]), rows, 5, 20, 0.9)
   assert "| distilled_logits | 0.8200 | 0.0200 | 0.8500 | - | - | - |" in text, text
-  assert "| distilled_tinybert | 0.8300 | 0.0000 | 0.8500 | - | - | +1.00 pt, better in 2 of 3 |" \
+  assert "| distilled_tinybert | 0.8300 | 0.0000 | 0.8500 | - | - | +1.00 pt, better in 2 of 3, t = 0.87 (2 d.f.; 5 % needs 4.30) |" \
       in text, text
 
 
@@ -614,10 +614,23 @@ def test_sst2_report_pairs_recipes_with_the_named_baseline():
   assert "against distilled_transfer_x2 |" in text, text
   assert "| distilled_transfer_x2 | 0.8500 | 0.0100 | 0.8500 | - | - | - |" in text, text
   # -1 and +2 points against the transfer run, not +5 and +6 against logits only.
-  assert "| distilled_tb05x2 | 0.8550 | 0.0050 | 0.8500 | - | - | +0.50 pt, better in 1 of 2 |" \
+  assert "| distilled_tb05x2 | 0.8550 | 0.0050 | 0.8500 | - | - | +0.50 pt, better in 1 of 2, t = 0.33 (1 d.f.; 5 % needs 12.71) |" \
       in text, text
-  assert "| distilled_logits | 0.8000 | 0.0000 | 0.8500 | - | - | -5.00 pt, better in 0 of 2 |" \
+  assert "| distilled_logits | 0.8000 | 0.0000 | 0.8500 | - | - | -5.00 pt, better in 0 of 2, t = -5.00 (1 d.f.; 5 % needs 12.71) |" \
       in text, text
+
+
+def test_sst2_paired_difference_gives_the_t_statistic_only_where_there_is_one():
+  from bench import sst2_distill
+  # Seeds 1-4 of the 19th session: +3, -2, +12, +4 of 872 dev examples.
+  deltas = [d / 872 for d in (3, -2, 12, 4)]
+  assert sst2_distill.paired_difference(deltas) == \
+      "+0.49 pt, better in 3 of 4, t = 1.47 (3 d.f.; 5 % needs 3.18)"
+  assert sst2_distill.paired_difference([0.01]) == "+1.00 pt, better in 1 of 1"
+  assert sst2_distill.paired_difference([0.01, 0.01]) == "+1.00 pt, better in 2 of 2"
+  # Past the table the critical value is left out, not guessed.
+  assert sst2_distill.paired_difference([0.01 * (i % 3) for i in range(12)]).endswith(
+      ", t = 4.06 (11 d.f.)")
 
 
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
