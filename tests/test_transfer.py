@@ -599,8 +599,8 @@ def test_sst2_report_compares_each_recipe_with_logits_only_seed_by_seed():
                            ("distilled_tinybert", 2, 0.83), ("distilled_tinybert", 3, 0.83)])
   text = sst2_distill.report(sst2_report_args([1, 2, 3]), rows, 5, 20, 0.9)
   assert "| distilled_logits | 0.8200 | 0.0200 | 0.8500 | - | - | - |" in text, text
-  assert "| distilled_tinybert | 0.8300 | 0.0000 | 0.8500 | - | - | +1.00 pt, better in 2 of 3, t = 0.87 (2 d.f.; 5 % needs 4.30) |" \
-      in text, text
+  assert ("| distilled_tinybert | 0.8300 | 0.0000 | 0.8500 | - | - | "
+          "+1.00 pt, better in 2 of 3, t = 0.87 (2 d.f.; 5 % needs 4.30) |") in text, text
 
 
 def test_sst2_report_pairs_recipes_with_the_named_baseline():
@@ -614,10 +614,10 @@ def test_sst2_report_pairs_recipes_with_the_named_baseline():
   assert "against distilled_transfer_x2 |" in text, text
   assert "| distilled_transfer_x2 | 0.8500 | 0.0100 | 0.8500 | - | - | - |" in text, text
   # -1 and +2 points against the transfer run, not +5 and +6 against logits only.
-  assert "| distilled_tb05x2 | 0.8550 | 0.0050 | 0.8500 | - | - | +0.50 pt, better in 1 of 2, t = 0.33 (1 d.f.; 5 % needs 12.71) |" \
-      in text, text
-  assert "| distilled_logits | 0.8000 | 0.0000 | 0.8500 | - | - | -5.00 pt, better in 0 of 2, t = -5.00 (1 d.f.; 5 % needs 12.71) |" \
-      in text, text
+  assert ("| distilled_tb05x2 | 0.8550 | 0.0050 | 0.8500 | - | - | "
+          "+0.50 pt, better in 1 of 2, t = 0.33 (1 d.f.; 5 % needs 12.71) |") in text, text
+  assert ("| distilled_logits | 0.8000 | 0.0000 | 0.8500 | - | - | "
+          "-5.00 pt, better in 0 of 2, t = -5.00 (1 d.f.; 5 % needs 12.71) |") in text, text
 
 
 def test_sst2_paired_difference_gives_the_t_statistic_only_where_there_is_one():
