@@ -628,9 +628,11 @@ def test_sst2_paired_difference_gives_the_t_statistic_only_where_there_is_one():
       "+0.49 pt, better in 3 of 4, t = 1.47 (3 d.f.; 5 % needs 3.18)"
   assert sst2_distill.paired_difference([0.01]) == "+1.00 pt, better in 1 of 1"
   assert sst2_distill.paired_difference([0.01, 0.01]) == "+1.00 pt, better in 2 of 2"
-  # Past the table the critical value is left out, not guessed.
   assert sst2_distill.paired_difference([0.01 * (i % 3) for i in range(12)]).endswith(
-      ", t = 4.06 (11 d.f.)")
+      ", t = 4.06 (11 d.f.; 5 % needs 2.20)")
+  # Past the table the critical value is left out, not guessed.
+  assert sst2_distill.paired_difference([0.01 * (i % 3) for i in range(32)]).endswith(
+      " d.f.)")
 
 
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
