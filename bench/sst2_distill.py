@@ -380,8 +380,8 @@ def augment_seconds(log_file):
   return None
 
 
-# Two-sided 5 % critical values of Student's t, by degrees of freedom (published tables).
-# Student's t, two-sided 5 %, by degrees of freedom (seeds − 1); past 30 the report leaves it out.
+# Two-sided 5 % critical values of Student's t, by degrees of freedom (seeds − 1; published
+# tables); past 30 the report leaves the value out.
 T_CRITICAL_5 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31,
                 9: 2.26, 10: 2.23, 11: 2.20, 12: 2.18, 13: 2.16, 14: 2.14, 15: 2.13, 16: 2.12,
                 17: 2.11, 18: 2.10, 19: 2.09, 20: 2.09, 21: 2.08, 22: 2.07, 23: 2.07, 24: 2.06,
