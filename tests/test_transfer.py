@@ -632,7 +632,7 @@ def test_sst2_paired_difference_gives_the_t_statistic_only_where_there_is_one():
       ", t = 4.06 (11 d.f.; 5 % needs 2.20)")
   # Past the table the critical value is left out, not guessed.
   assert sst2_distill.paired_difference([0.01 * (i % 3) for i in range(32)]).endswith(
-      " d.f.)")
+      ", t = 6.66 (31 d.f.)")
 
 
 def test_distill_run_with_an_mlm_checkpoint(kit, tmp_path):
