@@ -470,6 +470,9 @@ def report(args, rows, steps, train_count, teacher_acc):
 
 def main(argv=None):
   args = parse_args(argv)
+  # The measure stage loads TensorFlow here: its C++ start-up notices go, as in the entry points.
+  from bert import quiet
+  quiet.configure()
   if not os.path.isfile(os.path.join(args.data_dir, "train.tsv")):
     sys.exit("%s/train.tsv not found (give --data_dir: GLUE's SST-2 train.tsv and dev.tsv)" %
              args.data_dir)
