@@ -16,6 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What TensorFlow prints of its own (start-up notices, deprecations): a quiet run shows none.
+TF_NOTICE_MARKERS = ("oneDNN", "cuInit", "cuda", "absl::InitializeLog", "Instructions for updating",
+                     "is deprecated", "cpu_feature_guard", "tensorflow/", "I0000", "W0000")
 if REPO_ROOT not in sys.path:
   sys.path.insert(0, REPO_ROOT)
 

@@ -8,9 +8,6 @@ import sys
 import conftest
 from bert import quiet
 
-TF_NOTICE_MARKERS = ("oneDNN", "cuInit", "cuda", "absl::InitializeLog", "Instructions for updating",
-                     "is deprecated", "cpu_feature_guard", "tensorflow/", "I0000", "W0000")
-
 
 def _user_env(**extra):
   """The environment a user has: no TF_CPP_MIN_LOG_LEVEL, no BERT_VERBOSE."""
@@ -40,7 +37,7 @@ def test_healthy_run_prints_only_our_lines_and_no_warning(tmp_path):
   assert result.returncode == 0, result.stderr
   assert result.stderr == ""
   for line in result.stdout.splitlines():
-    assert not any(marker in line for marker in TF_NOTICE_MARKERS), line
+    assert not any(marker in line for marker in conftest.TF_NOTICE_MARKERS), line
   assert "WARNING" not in result.stdout
   assert "eval_accuracy = 1.0" in result.stdout
 

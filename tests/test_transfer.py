@@ -484,7 +484,7 @@ def test_sst2_benchmark_tiny_path_runs_end_to_end_and_reuses_its_stages(tmp_path
   result = run_entry(args, timeout=600)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   # The measure stage loads TensorFlow in this process: none of its start-up notices show.
-  for marker in ("oneDNN", "absl::InitializeLog", "cuda", "is deprecated", "I0000"):
+  for marker in conftest.TF_NOTICE_MARKERS:
     assert marker not in result.stdout + result.stderr, (marker, result.stderr[-3000:])
   with open(os.path.join(work, "results.md"), encoding="utf-8") as f:
     table = f.read()
