@@ -30,7 +30,9 @@ the per-round ratios, their time / our time (> 1: ours is faster), the range bes
 A third worker serves our exports with XLA auto-clustering (bert/export_layout.py's
 XLA_SERVING_FLAGS in its environment, as `scripts/serve.sh XLA=1` runs tensorflow_model_server;
 a few more warm-up requests, as it compiles each shape on one of its first runs); its ratio is
-their time / its time.
+their time / its time. Where the exports record one thread per op (2-core CPUs, models up to
+256 wide), another serves them under TensorFlow's default pool (`INTRA_OP_THREADS=0
+scripts/serve.sh`), in its own table: what that recording gains or costs on this CPU.
 Weights are random (seed 1): only time is measured. Writes output/bench/peer.md and the raw
 figures beside it (peer.json).
 """
@@ -63,7 +65,9 @@ TRAIN_PRECISIONS = ("fp32", "bf16")
 # one shape).
 PLAIN = {p: p + "_no_elementwise_xla" for p in TRAIN_PRECISIONS}
 PLAIN_VARIANTS = tuple(PLAIN.values())
-SIDES = ("ours", "ours_xla", "theirs")
+SIDES = ("ours", "ours_pool", "ours_xla", "theirs")
+# ours_pool: the same exports under TensorFlow's default intra-op pool, where they record one
+# thread per op (`INTRA_OP_THREADS=0 scripts/serve.sh`): what that recording gains on this CPU.
 TRAINING_SIDES = ("ours", "theirs")
 # Our training runs in a process of its own, which also makes the exports (once): TensorFlow's
 # intra-op pool is made once per process, and the serving workers give the exports the threads
@@ -169,6 +173,9 @@ class OursTF(object):
     # A serving process: its first session makes the intra-op pool the exports record.
     serve_exports = command.get("serve_exports", {})
     infos = {name: export_layout.read_export_info(d) for name, d in serve_exports.items()}
+    if command.get("intra_op_threads") is not None:  # as `INTRA_OP_THREADS=N scripts/serve.sh`
+      infos = {name: dict(info, serving_intra_op_threads=int(command["intra_op_threads"]))
+               for name, info in infos.items()}
     recorded = {info["serving_intra_op_threads"] for info in infos.values()}
     if len(recorded) > 1:
       raise RuntimeError("the exports record different intra-op threads (%s); serve them "
@@ -367,6 +374,13 @@ def measure(plan, threads, peer_python, workdir):
     reply = workers["ours"].call(op="setup", **serving_setup)
     data["versions"]["ours_serving"] = reply["versions"]
     data["setup_seconds"]["ours_serving"] = reply["setup_seconds"]
+    if reply["versions"]["serving_intra_op_threads"] == 1:
+      log("Setting up our side under TensorFlow's default pool (serving only) ...")
+      workers["ours_pool"] = Worker(
+          "ours_pool", [sys.executable, os.path.abspath(__file__), "--worker"],
+          os.path.join(workdir, "ours_pool.log"), threads_env)
+      data["setup_seconds"]["ours_pool"] = workers["ours_pool"].call(
+          op="setup", **dict(serving_setup, intra_op_threads=0))["setup_seconds"]
     log("Setting up our side with XLA (serving only) ...")
     workers["ours_xla"] = Worker(
         "ours_xla", [sys.executable, os.path.abspath(__file__), "--worker"],
@@ -470,6 +484,30 @@ def intra_op_words(threads):
   return "1, each op on one thread" if threads == 1 else "TensorFlow's default, all cores"
 
 
+def pool_lines(data, shape, ratio_cells):
+  """The serving rows of ours (one thread per op, as the exports record) against ours_pool
+  (the same exports under TensorFlow's default pool), or nothing when ours_pool did not run."""
+  rows = []
+  for entry in data["rounds"]:
+    values = entry["values"]
+    if entry["row"][0] != "serve" or "ours_pool" not in values:
+      continue
+    _, model, batch, seq = entry["row"]
+    one, pool = values["ours"], values["ours_pool"]
+    _, _, peer_ratios = summarize(entry, "ours_pool")
+    rows.append(["%s, batch %d × %d" % (shape(model), batch, seq),
+                 "%.2f" % statistics.median(one), "%.2f" % statistics.median(pool)] +
+                ratio_cells([p / o for o, p in zip(one, pool)]) + ratio_cells(peer_ratios)[:1])
+  if not rows:
+    return []
+  return ["", "Serving with one thread per op (as the exports record; `ours` above) against the "
+          "same exports under TensorFlow's default pool (`INTRA_OP_THREADS=0 scripts/serve.sh`), "
+          "interleaved in the same rounds: default-pool time / one-thread time (> 1: one thread "
+          "per op is faster), median of the per-round ratios.", ""] + markdown.table(
+              ["serving shape", "one thread per op, ms", "default pool, ms", "ratio", "range",
+               "PyTorch / default pool"], rows)
+
+
 def report(data):
   """The markdown report, as a list of lines."""
   plan = data["plan"]
@@ -532,6 +570,7 @@ def report(data):
     table_rows.append([what, where] + cells + ratio_cells(ratios) + ratio_cells(xla_ratios))
   lines += markdown.table(["measure", "shape", "ours", "ours + XLA", "PyTorch", "ratio", "range",
                            "ratio XLA", "range XLA"], table_rows)
+  lines += pool_lines(data, shape, ratio_cells)
   by_row = {tuple(e["row"]): e for e in data["rounds"]}
   speedups = []
   for side in by_row[("train", "fp32")]["values"]:
