@@ -37,7 +37,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bert import quiet  # noqa: E402
+
+quiet.configure()  # before TensorFlow: its C++ start-up notices
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

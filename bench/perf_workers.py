@@ -58,7 +58,8 @@ def percentile(values, q):
 
 
 def _tf():
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  from bert import quiet
+  quiet.configure()  # a worker's stderr: our lines and errors, not TensorFlow's start-up notices
   import tensorflow as tf
   return tf
 

@@ -28,9 +28,12 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
+
+from bert import quiet  # noqa: E402
+
+quiet.configure()  # before TensorFlow: its C++ start-up notices
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -258,6 +261,11 @@ def main():
   parser.add_argument("--output", default=os.path.join(REPO_ROOT, "output", "bench",
                                                        "text_signature.md"))
   args = parser.parse_args()
+  missing = [path for path in (MINILM_VOCAB, STUDENT_CONFIG) if not os.path.isfile(path)]
+  if missing:
+    sys.exit("text_signature_bench: %s not found (MiniLM's vocab and the SST-2 student's config,"
+             " written by `python bench/sst2_distill.py`): run that first" %
+             " and ".join(os.path.relpath(path, REPO_ROOT) for path in missing))
   with tempfile.TemporaryDirectory() as root:
     latency_rows = latency(root, args.quick)
     parity_rows, listed = parity(root, args.quick)
