@@ -34,7 +34,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from bert import quiet  # noqa: E402
+
+quiet.configure()  # before TensorFlow: its C++ start-up notices
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -65,6 +68,17 @@ def training_forms_logits(config, ids):
   return reused_logits(quiet, True, ids)
 
 
+def give_biases_values(session, stddev=0.02):
+  """Small random values for the biases and layer-norm betas, which initialise to zeros: a
+  trained model's are not zero, and in the frozen form grappler would drop an add of zeros,
+  and with it the matmul + bias (+ GELU) fusion that a trained model keeps."""
+  rng = np.random.RandomState(2)
+  for variable in tf1.global_variables():
+    if variable.op.name.rsplit("/", 1)[-1] in ("bias", "beta", "output_bias"):
+      variable.load(rng.normal(0.0, stddev, variable.shape.as_list()).astype(np.float32),
+                    session)
+
+
 def build(config, threads, cpu):
   """{form: (session, ids placeholder, logits)} of the variables, frozen, training and
   one-block forms; cpu: the serving CPU the export is built for (serving_cpu.ServingCpu)."""
@@ -81,6 +95,7 @@ def build(config, threads, cpu):
     one_block = reused_logits(config, False, ids, row_blocks=False)
     session = tf1.Session(config=session_config)
     session.run(tf1.global_variables_initializer())
+    give_biases_values(session)
     frozen_def = tf1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(),
                                                                ["logits"])
   forms = {"variables": (session, ids, logits), "training_forms": (session, ids, training_logits),
